@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates what it needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
+
+.PHONY: venv demo test ui lint chromium postgres clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU wheel on disk; an unpinned torch would pull GBs of CUDA packages
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+postgres:
+	@bash scripts/ensure-postgres
+
+demo: venv
+	@mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/flywheel demo
+
+test: venv chromium postgres
+	$(PY) -m pytest -q
+
+ui: venv
+	@mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf .flywheel .dagster

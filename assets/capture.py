@@ -1,0 +1,1 @@
+"""capture assets (filled in by their issue)."""

@@ -1,0 +1,1 @@
+"""dataset assets (filled in by their issue)."""

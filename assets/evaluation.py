@@ -1,0 +1,1 @@
+"""evaluation assets (filled in by their issue)."""

@@ -1,0 +1,1 @@
+"""labeling assets (filled in by their issue)."""

@@ -1,0 +1,1 @@
+"""training assets (filled in by their issue)."""

@@ -1,0 +1,217 @@
+"""The project file (`flywheel.yaml`) as pydantic models. Every threshold of the flywheel lives here.
+
+A wrong key or value is refused with the file, the key and what was expected (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT_FILE = "flywheel.yaml"
+
+
+class ConfigError(ValueError):
+    """A project file that cannot be used: names the file, the key and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PiiConfig(_Strict):
+    enabled: bool = True
+    kinds: list[Literal["email", "phone", "card", "secret", "ip"]] = Field(
+        default_factory=lambda: ["email", "phone", "card", "secret", "ip"]
+    )
+
+
+class SignalWeights(_Strict):
+    correction: float = Field(3.0, ge=0)
+    negative: float = Field(2.0, ge=0)
+    positive: float = Field(1.0, ge=0)
+    none: float = Field(0.5, ge=0)
+
+
+class CaptureConfig(_Strict):
+    resubmit_window_s: int = Field(120, gt=0, description="a similar message in the same session within this many seconds is a resubmission")
+    resubmit_similarity: float = Field(0.6, ge=0, le=1, description="rapidfuzz ratio (0-1) above which two messages count as the same request")
+    max_field_chars: int = Field(100_000, gt=0, description="longer text fields are quarantined as huge")
+    quarantine_rate_warn: float = Field(0.05, ge=0, le=1)
+    signal_weights: SignalWeights = Field(default_factory=SignalWeights)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+
+
+class LabelingQuotas(_Strict):
+    """Share of the batch reserved for each candidate kind; unused share flows to the next kind."""
+
+    correction: float = Field(0.4, ge=0, le=1)
+    negative: float = Field(0.3, ge=0, le=1)
+    low_confidence: float = Field(0.2, ge=0, le=1)
+    control: float = Field(0.1, ge=0, le=1)
+
+
+class LabelingConfig(_Strict):
+    batch_size: int = Field(200, gt=0)
+    quotas: LabelingQuotas = Field(default_factory=LabelingQuotas)
+    low_confidence_threshold: float = Field(0.5, ge=0, le=1)
+    near_duplicate_similarity: float = Field(0.9, ge=0, le=1)
+    fix_rate_warn: float = Field(0.6, ge=0, le=1)
+    reject_rate_warn: float = Field(0.4, ge=0, le=1)
+    seed: int = 0
+
+
+class SourcesConfig(_Strict):
+    """Example files outside the production traffic (paths relative to the project file)."""
+
+    seed: list[str] = Field(default_factory=list, description="human-written examples, any of the three formats")
+    synthetic: list[str] = Field(default_factory=list, description="generator-written examples; every row names its `generator`")
+    distilled: list[str] = Field(default_factory=list, description="a teacher model's answers to real inputs; every row names its `teacher`")
+
+
+class CurationConfig(_Strict):
+    system_prompt: str | None = Field(None, description="the system prompt used at inference; training rows must match it")
+    min_examples: int = Field(200, ge=1)
+    target_examples: int = Field(500, ge=1)
+    ceiling_examples: int = Field(20_000, ge=1)
+    max_synthetic_per_real: float = Field(10.0, gt=0)
+    max_generator_share: float = Field(0.7, gt=0, le=1)
+    max_self_generated_share: float = Field(0.1, ge=0, le=1)
+    self_generator_names: list[str] = Field(default_factory=list, description="model names that count as the current model itself")
+    answer_min_chars: int = Field(1, ge=0)
+    answer_max_chars: int = Field(4000, gt=0)
+    answer_regex: str | None = None
+    answer_json_schema: dict[str, Any] | None = None
+    refusal_is_allowed: bool = False
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
+    minhash_permutations: int = Field(64, ge=16)
+    decontamination_ngram: int = Field(13, ge=3)
+    review_sample_size: int = Field(50, ge=0)
+    diversity_drop_warn: float = Field(0.1, ge=0, le=1)
+    distribution_gap_warn: float = Field(0.25, ge=0, le=1)
+    max_tokens: int = Field(4096, gt=0)
+    seed: int = 0
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class TrainingConfig(_Strict):
+    base_model: str = Field("tiny", description="a local path, a hub id, or `tiny` for the built-in test model")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    max_length: int = Field(1024, gt=0)
+    batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    packing: bool = True
+    seed: int = 42
+    bf16: Literal["auto", "on", "off"] = "auto"
+    device_tags: dict[str, str] = Field(default_factory=dict, description="run tags for the retrain job (e.g. the K8s GPU request)")
+
+
+class JudgeConfig(_Strict):
+    base_url: str = Field(..., description="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    model: str
+    api_key_env: str = "FLYWHEEL_JUDGE_API_KEY"
+
+
+class EvaluationConfig(_Strict):
+    eval_set: str = Field("eval.jsonl", description="the fixed eval file, 100-200 rows each with a `slice`")
+    eval_set_version: int = Field(1, ge=1, description="raise to start a new, deliberately changed eval set")
+    min_items: int = Field(100, ge=1)
+    metrics: list[Literal["exact_match", "token_f1", "chrf", "format", "judge"]] = Field(
+        default_factory=lambda: ["exact_match", "token_f1", "chrf", "format"]
+    )
+    primary_metric: Literal["exact_match", "token_f1", "chrf", "format", "judge"] = "chrf"
+    min_improvement: float = Field(0.0, ge=0, description="the primary metric must beat the champion by at least this")
+    slice_tolerance: float = Field(0.02, ge=0, description="no slice may drop by more than this")
+    max_new_tokens: int = Field(128, gt=0)
+    batch_size: int = Field(16, gt=0)
+    bootstrap_samples: int = Field(1000, ge=100)
+    judge: JudgeConfig | None = None
+
+
+class AutomationConfig(_Strict):
+    timezone: str = "UTC"
+    capture_cron: str = "15 0 * * *"
+    labeling_cron: str = "0 7 * * 1"
+    retrain_cron: str = "0 3 1 1,4,7,10 *"
+    negative_rate_threshold: float = Field(0.35, ge=0, le=1)
+    negative_rate_rise: float = Field(0.1, ge=0, le=1)
+    retrain_cooldown_days: int = Field(7, ge=0)
+    alert_webhook_env: str = "FLYWHEEL_ALERT_WEBHOOK"
+
+
+class ProjectConfig(_Strict):
+    """The whole project file."""
+
+    name: str = "flywheel-project"
+    rubric: str = "rubric.md"
+    start_date: str = Field("2026-01-01", description="first day of captured traffic (partitions start here)")
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    labeling: LabelingConfig = Field(default_factory=LabelingConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    automation: AutomationConfig = Field(default_factory=AutomationConfig)
+
+    # where the file was read from; relative paths in it resolve against this folder
+    root: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @model_validator(mode="after")
+    def _targets_ordered(self) -> ProjectConfig:
+        c = self.curation
+        if not c.min_examples <= c.target_examples <= c.ceiling_examples:
+            raise ValueError("curation: expected min_examples <= target_examples <= ceiling_examples")
+        return self
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the project file, resolved against the project folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"key '{key}': unknown key (not part of the flywheel.yaml schema)"
+    return f"key '{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_project(data: Any, source: str = PROJECT_FILE, root: Path | None = None) -> ProjectConfig:
+    """Validate an already-parsed project mapping; errors name `source`, the key and what was expected."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        cfg = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: invalid project file\n  {lines}") from None
+    if root is not None:
+        cfg.root = root
+    return cfg
+
+
+def load_project(path: str | Path) -> ProjectConfig:
+    """Read and validate a project file (a path to `flywheel.yaml` or to the folder holding it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / PROJECT_FILE
+    if not p.exists():
+        raise ConfigError(f"{p}: project file not found (run `flywheel init DIR` to create one)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_project(data, source=str(p), root=p.parent.resolve())

@@ -1,0 +1,48 @@
+"""A flywheel project on disk: `flywheel init`, and the rubric that must be written first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flywheel.config import ProjectConfig
+
+RUBRIC_TEMPLATE_MARKER = "flywheel:rubric-template"
+STARTER_FILES = ("flywheel.yaml", "rubric.md", "eval.jsonl")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def template_text(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def init_project(directory: str | Path, force: bool = False) -> list[Path]:
+    """Write a commented starter project (flywheel.yaml, rubric.md, an empty eval set) into `directory`."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    existing = [target / n for n in STARTER_FILES if (target / n).exists()]
+    if existing and not force:
+        raise FileExistsError(f"{existing[0]}: already exists (use --force to overwrite)")
+    written = []
+    for name in STARTER_FILES:
+        path = target / name
+        path.write_text(template_text(name), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def rubric_problem(project: ProjectConfig) -> str | None:
+    """Why the project's rubric cannot be used yet (missing, empty, or the unedited template), else None."""
+    path = project.resolve(project.rubric)
+    if not path.exists():
+        return f"{path}: rubric not found; write what a perfect and a bad example look like first"
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        return f"{path}: rubric is empty"
+    if RUBRIC_TEMPLATE_MARKER in text or text == template_text("rubric.md"):
+        return f"{path}: rubric is still the unedited template; edit it (and delete its first line) before building a dataset"
+    return None
+
+
+def rubric_text(project: ProjectConfig) -> str:
+    path = project.resolve(project.rubric)
+    return path.read_text(encoding="utf-8") if path.exists() else ""

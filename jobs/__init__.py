@@ -1,0 +1,34 @@
+"""Asset jobs: daily_capture, weekly_labeling, retrain."""
+
+import dagster as dg
+
+from assets.partitions import daily_partitions, weekly_partitions
+
+daily_capture = dg.define_asset_job(
+    "daily_capture",
+    selection=dg.AssetSelection.groups("capture"),
+    partitions_def=daily_partitions,
+    description="Read a day's landing files: interactions (validated, PII-redacted) and their signals.",
+)
+
+weekly_labeling = dg.define_asset_job(
+    "weekly_labeling",
+    selection=dg.AssetSelection.assets("labeling_batch"),
+    partitions_def=weekly_partitions,
+    description="Select the week's review batch: corrections, negatives, low-confidence, a control sample.",
+)
+
+reviewed_examples_job = dg.define_asset_job(
+    "reviewed_examples_job",
+    selection=dg.AssetSelection.assets("reviewed_examples"),
+    partitions_def=weekly_partitions,
+    description="Turn a completed review batch into training examples.",
+)
+
+retrain = dg.define_asset_job(
+    "retrain",
+    selection=dg.AssetSelection.groups("dataset", "training", "evaluation"),
+    description="Dataset -> LoRA adapter -> evaluation on the fixed set -> gate -> promotion.",
+)
+
+ALL_JOBS = [daily_capture, weekly_labeling, reviewed_examples_job, retrain]

@@ -1,0 +1,1 @@
+"""Schedules and sensors, one module per concern; this package collects them for definitions.py."""
