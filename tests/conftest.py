@@ -1,0 +1,67 @@
+"""Shared pytest fixtures: a data home, a starter project with a written rubric, a PostgreSQL database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flywheel.project import init_project
+from flywheel.storage import FlywheelHome
+
+PG_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+EDITED_RUBRIC = """# Quality rubric (test project)
+
+A perfect answer is correct, complete, and follows the requested format exactly.
+A bad answer is wrong, invents facts, ignores the format, or refuses a reasonable request.
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> FlywheelHome:
+    """An empty FLYWHEEL_HOME in the test's temp folder."""
+    return FlywheelHome(tmp_path / "home")
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A starter project (`flywheel init`) whose rubric.md has been written, so it is not the template."""
+    directory = tmp_path / "project"
+    init_project(directory)
+    (directory / "rubric.md").write_text(EDITED_RUBRIC, encoding="utf-8")
+    return directory
+
+
+def _server_engine() -> sa.Engine:
+    return sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL of a fresh, uniquely named PostgreSQL database, dropped afterwards.
+
+    Skips the test when the local server (127.0.0.1:5432, user postgres, trust auth) is unreachable.
+    """
+    name = f"flywheel_test_{uuid.uuid4().hex[:12]}"
+    engine = _server_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        pytest.skip(f"PostgreSQL unreachable at 127.0.0.1:5432: {exc.orig}")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        from flywheel.storage import _ENGINES
+
+        for url in [u for u in _ENGINES if u.endswith(f"/{name}")]:
+            _ENGINES.pop(url).dispose()
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
