@@ -61,6 +61,7 @@ class LabelingConfig(_Strict):
     near_duplicate_similarity: float = Field(0.9, ge=0, le=1)
     fix_rate_warn: float = Field(0.6, ge=0, le=1)
     reject_rate_warn: float = Field(0.4, ge=0, le=1)
+    agreement_kappa_warn: float = Field(0.4, ge=-1, le=1, description="warn when Cohen's kappa of double-reviewed items is below this")
     seed: int = 0
 
 
@@ -147,7 +148,10 @@ class AutomationConfig(_Strict):
     negative_rate_threshold: float = Field(0.35, ge=0, le=1)
     negative_rate_rise: float = Field(0.1, ge=0, le=1)
     retrain_cooldown_days: int = Field(7, ge=0)
-    alert_webhook_env: str = "FLYWHEEL_ALERT_WEBHOOK"
+    metric_window_days: int = Field(7, gt=0, description="the live negative-signal rate is measured over this many days")
+    metric_baseline_days: int = Field(14, gt=0, description="the champion's first days after promotion, the baseline for negative_rate_rise")
+    metric_min_interactions: int = Field(50, ge=1, description="no metric-drop decision on fewer interactions than this")
+    alert_webhook_env: str = Field("FLYWHEEL_ALERT_WEBHOOK", description="name of the env var holding the failure-alert webhook URL")
 
 
 class ProjectConfig(_Strict):

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import dagster as dg
 
-_MODULE_NAMES = ("capture", "labeling", "retrain", "alerts")
+_MODULE_NAMES = ("calendar", "capture", "labeling", "retrain", "alerts")
 
 
 def _load(name: str) -> ModuleType | None:

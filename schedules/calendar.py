@@ -1,0 +1,86 @@
+"""Calendar schedules: daily capture, weekly labeling (Monday morning), quarterly retrain.
+
+Times and the time zone come from `AutomationConfig` (the `automation:` section of flywheel.yaml).
+Dagster needs a schedule's cron and time zone when the code location loads, and nothing may read the
+project file or the environment at import time, so the schedules below are built from the *defaults*
+(UTC). To run them in another time zone or at other times, build them from your project file in your
+own definitions module: `build_calendar_schedules(load_project("path/to/flywheel.yaml").automation)`
+(see README "Schedules"); `flywheel status` shows the deployed schedules next to the project's values.
+
+Partition keys stay UTC whatever the time zone: a tick picks the last *complete* UTC day (capture) or
+the last complete Monday-to-Sunday week (labeling) at its scheduled time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from flywheel.config import AutomationConfig
+from flywheel.monitoring import week_monday
+from jobs import daily_capture, retrain, weekly_labeling
+
+
+def last_complete_day(at: datetime) -> str:
+    """The UTC day that ended most recently before `at`."""
+    return (at.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+
+
+def last_complete_week(at: datetime) -> str:
+    """The Monday key of the last complete UTC week before `at`."""
+    return (week_monday(at.astimezone(UTC).date()) - timedelta(days=7)).isoformat()
+
+
+def quarter_of(at: datetime) -> str:
+    return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+
+
+def build_calendar_schedules(automation: AutomationConfig) -> list[dg.ScheduleDefinition]:
+    """The three calendar schedules for the given `automation` settings."""
+    tz = automation.timezone
+
+    @dg.schedule(
+        name="daily_capture_schedule",
+        cron_schedule=automation.capture_cron,
+        execution_timezone=tz,
+        job=daily_capture,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Capture the day that just ended (UTC). Off by default: the landing sensor is the primary path.",
+    )
+    def daily_capture_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = last_complete_day(context.scheduled_execution_time)
+        return dg.RunRequest(run_key=f"capture:{day}", partition_key=day, tags={"flywheel/trigger": "schedule"})
+
+    @dg.schedule(
+        name="weekly_labeling_schedule",
+        cron_schedule=automation.labeling_cron,
+        execution_timezone=tz,
+        job=weekly_labeling,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Monday morning: select the review batch of the week that just ended.",
+    )
+    def weekly_labeling_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        week = last_complete_week(context.scheduled_execution_time)
+        return dg.RunRequest(run_key=f"labeling:{week}", partition_key=week, tags={"flywheel/trigger": "schedule"})
+
+    @dg.schedule(
+        name="quarterly_retrain_schedule",
+        cron_schedule=automation.retrain_cron,
+        execution_timezone=tz,
+        job=retrain,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="First day of each quarter: rebuild the dataset, retrain, evaluate, gate, promote.",
+    )
+    def quarterly_retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        quarter = quarter_of(context.scheduled_execution_time)
+        return dg.RunRequest(
+            run_key=f"retrain:{quarter}",
+            tags={"flywheel/trigger": "schedule", "flywheel/reason": f"quarterly retrain {quarter}"},
+        )
+
+    return [daily_capture_schedule, weekly_labeling_schedule, quarterly_retrain_schedule]
+
+
+SCHEDULES = build_calendar_schedules(AutomationConfig())
+SENSORS: list[dg.SensorDefinition] = []
