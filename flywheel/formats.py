@@ -104,7 +104,7 @@ DEGENERATE_REPETITION = 0.8
 REPETITIVE_REPETITION = 0.5
 REPETITION_MIN_CHARS = 64
 REPETITION_WINDOW = 16
-_COMPRESSION_GATE = 1.8  # below this zlib ratio the repeated share cannot reach the warning bar
+_COMPRESSION_GATE = 2.0  # below this zlib ratio (natural text: 1.5-2.7) the repeated share stays under the warning bar
 TOKENS_PER_TURN = 4
 TOKENS_PER_REPLY = 2
 
@@ -214,6 +214,11 @@ class RowResult:
     @property
     def where(self) -> str:
         return f"line {self.line}" if self.line is not None else f"row {self.index + 1}"
+
+    def snippet(self, width: int = 60) -> str:
+        """The start of the row as written, on one line."""
+        text = self.raw if isinstance(self.raw, str) else json.dumps(self.raw, ensure_ascii=False, default=str)
+        return _snippet(text, width)
 
 
 @dataclass
