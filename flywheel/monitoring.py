@@ -209,7 +209,9 @@ def week_monday(day: date) -> date:
 
 def champion_promoted_at(db_url: str) -> datetime | None:
     """When the current champion was promoted (from the model registry), or None without a champion."""
-    from flywheel.registry import ModelRegistry
+    from flywheel.registry import current_champion
 
-    champion = ModelRegistry(db_url).champion()
-    return None if champion is None else _utc(champion.promoted_at)
+    champion = current_champion(db_url)
+    if champion is None or champion.promoted_at is None:
+        return None
+    return _utc(champion.promoted_at)

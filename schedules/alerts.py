@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from assets.resources import FlywheelResource
 from flywheel.monitoring import FailureAlert, post_alert
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
+
+
+def root_cause(error: SerializableErrorInfo) -> str:
+    """The innermost error of a chain: the user's exception (`Type: message`), not Dagster's wrapper."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def failure_alert(context: dg.RunFailureSensorContext) -> FailureAlert:
@@ -20,7 +31,7 @@ def failure_alert(context: dg.RunFailureSensorContext) -> FailureAlert:
     run = context.dagster_run
     error = context.failure_event.message or "run failed"
     step_errors = [
-        f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+        f"{e.step_key}: {root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
         for e in context.get_step_failure_events()
         if getattr(e.event_specific_data, "error", None) is not None
     ]

@@ -1,0 +1,135 @@
+"""Calendar schedules pick the right partitions; the metric-drop sensor starts `retrain` once per
+cooldown with its reason in the tags; a failed run is POSTed to a real local webhook."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from test_monitoring import fill, webhook  # noqa: F401  (fixture)
+
+import schedules
+from assets.resources import FlywheelResource
+from flywheel.config import AutomationConfig
+from flywheel.storage import FlywheelHome
+from schedules.alerts import run_failure_alert
+from schedules.calendar import build_calendar_schedules
+from schedules.retrain import metric_drop_sensor
+
+
+def _by_name(defs: list[dg.ScheduleDefinition]) -> dict[str, dg.ScheduleDefinition]:
+    return {s.name: s for s in defs}
+
+
+def _request(schedule: dg.ScheduleDefinition, at: datetime) -> dg.RunRequest:
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=at))
+    assert isinstance(request, dg.RunRequest)
+    return request
+
+
+def test_calendar_schedules_are_collected() -> None:
+    names = {s.name for s in schedules.ALL_SCHEDULES}
+    assert {"daily_capture_schedule", "weekly_labeling_schedule", "quarterly_retrain_schedule"} <= names
+    sensor_names = {s.name for s in schedules.ALL_SENSORS}
+    assert {"metric_drop_sensor", "run_failure_alert"} <= sensor_names
+
+
+def test_partitions_picked_by_the_calendar_schedules() -> None:
+    s = _by_name(build_calendar_schedules(AutomationConfig()))
+    assert s["daily_capture_schedule"].cron_schedule == "15 0 * * *"
+    assert s["daily_capture_schedule"].default_status == dg.DefaultScheduleStatus.STOPPED
+    day = _request(s["daily_capture_schedule"], datetime(2026, 11, 3, 0, 15, tzinfo=UTC))
+    assert day.partition_key == "2026-11-02" and day.run_key == "capture:2026-11-02"
+    # Monday 2026-11-09 07:00: the week that just ended is the one starting Monday 2026-11-02
+    week = _request(s["weekly_labeling_schedule"], datetime(2026, 11, 9, 7, 0, tzinfo=UTC))
+    assert week.partition_key == "2026-11-02"
+    quarter = _request(s["quarterly_retrain_schedule"], datetime(2026, 10, 1, 3, 0, tzinfo=UTC))
+    assert quarter.run_key == "retrain:2026-Q4" and quarter.tags["flywheel/trigger"] == "schedule"
+
+
+def test_time_zone_from_the_project_keeps_utc_partitions() -> None:
+    s = _by_name(build_calendar_schedules(AutomationConfig(timezone="America/Los_Angeles")))
+    cap = s["daily_capture_schedule"]
+    assert cap.execution_timezone == "America/Los_Angeles"
+    # 00:15 in Los Angeles on Nov 3 is 08:15 UTC on Nov 3: the last complete UTC day is Nov 2
+    la_time = datetime(2026, 11, 3, 8, 15, tzinfo=UTC)
+    assert _request(cap, la_time).partition_key == "2026-11-02"
+    # Sydney: Monday 07:00 local is Sunday 20:00 UTC; that UTC week is not over, so the one before
+    s2 = _by_name(build_calendar_schedules(AutomationConfig(timezone="Australia/Sydney")))
+    assert _request(s2["weekly_labeling_schedule"], datetime(2026, 11, 8, 20, 0, tzinfo=UTC)).partition_key == "2026-10-26"
+
+
+@pytest.fixture
+def resource(tmp_path: Path, project_dir: Path) -> FlywheelResource:
+    return FlywheelResource(project_dir=str(project_dir), home_dir=str(tmp_path / "home"))
+
+
+def test_metric_drop_sensor_triggers_once_per_cooldown(resource: FlywheelResource) -> None:
+    home = resource.home()
+    now = datetime.now(UTC)
+    fill(home, now - timedelta(days=6), 7, negatives=5, total=10)  # 50% over the last week
+    context = dg.build_sensor_context(resources={"flywheel": resource})
+    first = metric_drop_sensor.evaluate_tick(context)
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.run_key == f"metric_drop:{now.date().isoformat()}"
+    assert request.tags["flywheel/trigger"] == "metric_drop"
+    assert "exceeds the threshold" in request.tags["flywheel/reason"]
+    assert first.cursor and "last_triggered" in first.cursor
+
+    second = metric_drop_sensor.evaluate_tick(dg.build_sensor_context(resources={"flywheel": resource}, cursor=first.cursor))
+    assert not second.run_requests
+    assert "cooldown" in second.skip_message
+
+
+def test_metric_drop_sensor_skips_healthy_traffic(resource: FlywheelResource) -> None:
+    fill(FlywheelHome(resource.home_dir), datetime.now(UTC) - timedelta(days=6), 7, negatives=1, total=10)
+    result = metric_drop_sensor.evaluate_tick(dg.build_sensor_context(resources={"flywheel": resource}))
+    assert not result.run_requests and "within bounds" in result.skip_message
+
+
+@dg.op
+def explode() -> None:
+    raise ValueError("landing file unreadable: row 3 is not JSON")
+
+
+@dg.job
+def failing_job() -> None:
+    explode()
+
+
+def test_run_failure_alert_posts_to_the_webhook(resource: FlywheelResource, webhook, monkeypatch) -> None:  # noqa: F811
+    url, received = webhook
+    monkeypatch.setenv("FLYWHEEL_ALERT_WEBHOOK", url)
+    instance = dg.DagsterInstance.ephemeral()
+    result = failing_job.execute_in_process(instance=instance, raise_on_error=False, tags={"flywheel/trigger": "test"})
+    assert not result.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"flywheel": resource},
+    ).for_run_failure()
+    run_failure_alert(context)
+    assert len(received) == 1
+    body = received[0]["body"]
+    assert body["job"] == "failing_job" and body["run_id"] == result.run_id
+    assert "row 3 is not JSON" in body["error"]
+    assert body["tags"] == {"flywheel/trigger": "test"}
+    assert body["text"].startswith("flywheel: job 'failing_job' failed")
+
+
+def test_run_failure_alert_without_webhook_only_logs(resource: FlywheelResource, webhook, monkeypatch) -> None:  # noqa: F811
+    _, received = webhook
+    monkeypatch.delenv("FLYWHEEL_ALERT_WEBHOOK", raising=False)
+    instance = dg.DagsterInstance.ephemeral()
+    result = failing_job.execute_in_process(instance=instance, raise_on_error=False)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert", dagster_event=result.get_run_failure_event(), dagster_instance=instance,
+        dagster_run=result.dagster_run, resources={"flywheel": resource},
+    ).for_run_failure()
+    run_failure_alert(context)
+    assert received == []
