@@ -1,0 +1,48 @@
+"""Labels complete -> reviewed examples: a sensor over the decision store."""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from assets.resources import FlywheelResource
+from flywheel.labeling import week_days
+from flywheel.review_store import ReviewStore
+from jobs import reviewed_examples_job
+
+
+def completion_run_key(batch_id: str, state: str, decisions: int, last_update: str) -> str:
+    """One run per completion state: a later change of mind (or a close) gives a new key."""
+    return f"reviewed:{batch_id}:{state}:{decisions}:{last_update}"
+
+
+@dg.sensor(
+    job=reviewed_examples_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Start reviewed_examples_job for a week whose batch is complete (every item decided, or closed by hand).",
+)
+def review_complete_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    store = ReviewStore(flywheel.db_url())
+    requested = 0
+    for batch_id in store.batch_ids(kind="weekly"):
+        try:
+            week_days(batch_id)
+        except ValueError:
+            context.log.warning(f"batch {batch_id!r} is not a weekly partition key; skipped")
+            continue
+        progress = store.progress(batch_id)
+        if not progress.complete:
+            continue
+        last = progress.last_update.isoformat() if progress.last_update else "-"
+        requested += 1
+        yield dg.RunRequest(
+            run_key=completion_run_key(batch_id, progress.state, progress.decisions, last),
+            partition_key=batch_id,
+            tags={"flywheel/batch": batch_id, "flywheel/batch_state": progress.state},
+        )
+    if not requested:
+        yield dg.SkipReason("no complete review batch")
+
+
+SENSORS = [review_complete_sensor]
