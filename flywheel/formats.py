@@ -217,7 +217,17 @@ class RowResult:
 
     def snippet(self, width: int = 60) -> str:
         """The start of the row as written, on one line."""
-        text = self.raw if isinstance(self.raw, str) else json.dumps(self.raw, ensure_ascii=False, default=str)
+        fmt = detect_row_format(self.raw)
+        try:
+            turns = to_chatml(self.raw, fmt) if fmt else None
+        except RowFormatError:
+            turns = None
+        if turns:
+            text = " | ".join(f"{m.get('role')}: {m.get('content')}" for m in turns if m.get("role") != "system")
+        elif isinstance(self.raw, str):
+            text = self.raw
+        else:
+            text = json.dumps(self.raw, ensure_ascii=False, default=str)
         return _snippet(text, width)
 
 
