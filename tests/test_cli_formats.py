@@ -1,0 +1,99 @@
+"""`flywheel validate` and `flywheel convert` through typer's CliRunner: exit codes, JSON keys, files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flywheel.cli import app
+from flywheel.formats import load_file
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+TOY = DATASETS / "chatml_openai_toy.jsonl"
+SHAREGPT_FILE = DATASETS / "sharegpt_fastchat_dummy.json"
+ALPACA_FILE = DATASETS / "alpaca_llamafactory_demo.json"
+
+runner = CliRunner()
+
+
+def test_validate_json_summary_and_exit_codes() -> None:
+    result = runner.invoke(app, ["validate", str(TOY), "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert {"format", "rows", "valid", "invalid", "errors", "warnings"} <= set(summary)
+    assert (summary["format"], summary["rows"], summary["valid"], summary["invalid"]) == ("chatml", 5, 3, 2)
+    assert summary["errors"] == {"no_user_turn": 1, "degenerate_output": 1, "over_token_budget": 1}
+
+    roomy = json.loads(runner.invoke(app, ["validate", str(TOY), "--json", "--max-tokens", "100000"]).stdout)
+    assert "over_token_budget" not in roomy["errors"]
+
+    for path, fmt, rows in ((SHAREGPT_FILE, "sharegpt", 500), (ALPACA_FILE, "alpaca", 999)):
+        result = runner.invoke(app, ["validate", str(path), "--json", "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["rows"] == rows
+
+
+def test_validate_readable_report() -> None:
+    result = runner.invoke(app, ["validate", str(TOY)])
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "5 rows" in out and "3 valid" in out and "2 invalid" in out
+    for reason in ("no_user_turn", "degenerate_output", "over_token_budget"):
+        assert reason in out
+    assert "line 4" in out and "You're great!" in out  # the first row of a reason, with a snippet
+
+
+def test_validate_unreadable_and_mixed_files_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+        + json.dumps({"instruction": "q", "input": "", "output": "a"}) + "\n"
+    )
+    for path, words in ((empty, "empty file"), (mixed, "mixes formats")):
+        result = runner.invoke(app, ["validate", str(path), "--json"])
+        assert result.exit_code == 2
+        assert words in " ".join(result.output.split())
+    assert runner.invoke(app, ["validate", str(SHAREGPT_FILE), "--format", "alpaca"]).exit_code == 2
+    assert runner.invoke(app, ["validate", str(SHAREGPT_FILE), "--format", "yaml"]).exit_code == 2
+
+
+def test_convert_skips_invalid_rows_and_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "toy.sharegpt.jsonl"
+    result = runner.invoke(app, ["convert", str(TOY), "--to", "sharegpt", "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "left out 2 invalid rows" in " ".join(result.stdout.split())
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 and all("conversations" in r for r in rows)
+    back = load_file(out)
+    assert [r.messages for r in back.rows] == [r.messages for r in load_file(TOY).valid_rows]
+
+
+def test_convert_refuses_lossy_conversions_unless_told_how(tmp_path: Path) -> None:
+    out = tmp_path / "alpaca.json"
+    refused = runner.invoke(app, ["convert", str(SHAREGPT_FILE), "--to", "alpaca", "-o", str(out)])
+    assert refused.exit_code == 2
+    assert "--multi-turn" in refused.output and not out.exists()
+    done = runner.invoke(app, ["convert", str(SHAREGPT_FILE), "--to", "alpaca", "-o", str(out), "--multi-turn", "history"])
+    assert done.exit_code == 0, done.output
+    rows = json.loads(out.read_text())
+    assert len(rows) == 500 and rows[0]["id"] == "identity_0" and rows[0]["history"]
+    assert [r.messages for r in load_file(out).rows] == [r.messages for r in load_file(SHAREGPT_FILE).rows]
+    split = tmp_path / "split.jsonl"
+    assert runner.invoke(app, ["convert", str(SHAREGPT_FILE), "--to", "alpaca", "-o", str(split),
+                               "--multi-turn", "split"]).exit_code == 0
+    exchanges = sum(len(r["conversations"]) // 2 for r in json.loads(SHAREGPT_FILE.read_text()))
+    assert len(split.read_text().splitlines()) == exchanges
+    bad = runner.invoke(app, ["convert", str(SHAREGPT_FILE), "--to", "csv", "-o", str(split)])
+    assert bad.exit_code == 2
+
+
+def test_convert_alpaca_to_chatml_json_array(tmp_path: Path) -> None:
+    out = tmp_path / "alpaca.chatml.json"
+    result = runner.invoke(app, ["convert", str(ALPACA_FILE), "--to", "chatml", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert len(rows) == 999 and all(list(r) == ["messages"] for r in rows)
