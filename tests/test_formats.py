@@ -423,3 +423,13 @@ def test_template_round_trip_finds_lossy_tokenizers() -> None:
     tok.chat_template = tiny_tokenizer().chat_template
     check = check_template_round_trip(tok, conv(("user", "hi"), ("assistant", "hi")))
     assert check.problems == ["tokenize then decode does not give the rendered text back"]
+
+
+def test_top_level_system_must_be_text() -> None:
+    for fmt, row in (("sharegpt", {"system": 3, "conversations": [{"from": "human", "value": "q"}]}),
+                     ("alpaca", {"system": ["x"], "instruction": "q", "output": "a"})):
+        result = F.validate_row(row, fmt)
+        assert result.errors == [F.MISSING_CONTENT] and "`system`" in result.details[F.MISSING_CONTENT]
+    # an empty system prompt adds no turn
+    assert to_chatml({"system": "", "instruction": "q", "input": "", "output": "a"}, "alpaca") == conv(
+        ("user", "q"), ("assistant", "a"))
