@@ -11,8 +11,8 @@ Formats (one per file; a file mixing them is refused with `MixedFormatError`):
 - ``sharegpt``: ``{"conversations": [{"from", "value", ...}], "system"?: str, ...}``. ``from``
   aliases: human/user -> user; gpt/assistant/bot/chatgpt/model/function_call -> assistant;
   system -> system; function/tool/observation -> tool. Turns written as ``role``/``content`` are
-  read too. Written back with the names human/gpt/system/observation, a system prompt as the first
-  turn. Extra keys of a turn are kept.
+  read too. Written back with the names human/gpt/system/observation (so ``function_call`` comes
+  back as ``gpt``), a system prompt as the first turn. Extra keys of a turn are kept.
 - ``alpaca``: ``{"instruction", "input", "output", "system"?, "history"?: [[user, assistant], ...]}``
   (the LLaMA-Factory shape). The user turn is ``instruction`` and, when ``input`` is not empty,
   ``instruction + "\\n\\n" + input``. Written back with the whole user turn in ``instruction`` and an
@@ -22,7 +22,10 @@ Formats (one per file; a file mixing them is refused with `MixedFormatError`):
 Keys of a row that are not part of its format (``id``, ``generator``, ``slice`` ...) are kept as
 sibling keys through every conversion. A conversion that would lose information is refused
 (`ConversionError`) unless the caller says how: multi-turn conversations to Alpaca need
-``multi_turn="history" | "last" | "split"``; tool turns and per-turn extra keys cannot go to Alpaca.
+``multi_turn="history" | "last" | "split"`` ("history" keeps a system prompt too, as LLaMA-Factory
+reads ``system`` with ``history``); tool turns and per-turn extra keys cannot go to Alpaca.
+Files are JSONL or one JSON array (told apart by content); `write_rows` writes a JSON array for a
+``.json`` target, else JSONL, atomically.
 
 Validation (per row, named reasons in the module constants below). Errors make a row unusable for
 training; warnings mark a usable but suspicious row:
@@ -565,11 +568,13 @@ def _parse_file(path: Path) -> tuple[list[Any], list[int | None], list[tuple[int
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise FormatFileError(path, f"not a valid JSON array (truncated?): {exc.msg} at column {exc.colno}",
-                                  line=exc.lineno) from exc
-        if not rows:
-            raise FormatFileError(path, "empty JSON array")
-        return rows, [None] * len(rows), []
+            if exc.msg != "Extra data":  # "Extra data": JSONL whose lines are arrays, read below
+                raise FormatFileError(path, f"not a valid JSON array (truncated?): {exc.msg} at column {exc.colno}",
+                                      line=exc.lineno) from exc
+        else:
+            if not rows:
+                raise FormatFileError(path, "empty JSON array")
+            return rows, [None] * len(rows), []
     rows, lines, bad = [], [], []
     for number, line_text in enumerate(text.splitlines(), start=1):
         if not line_text.strip():

@@ -433,3 +433,11 @@ def test_top_level_system_must_be_text() -> None:
     # an empty system prompt adds no turn
     assert to_chatml({"system": "", "instruction": "q", "input": "", "output": "a"}, "alpaca") == conv(
         ("user", "q"), ("assistant", "a"))
+
+
+def test_jsonl_of_arrays_is_rows_not_a_truncated_array(tmp_path: Path) -> None:
+    good = {"messages": conv(("user", "q"), ("assistant", "a"))}
+    path = write_jsonl(tmp_path / "arrays.jsonl", [[1, 2], good, ["x"]])
+    report = load_file(path)
+    assert [r.errors for r in report.rows] == [[F.NOT_AN_OBJECT], [], [F.NOT_AN_OBJECT]]
+    assert [r.line for r in report.rows] == [1, 2, 3]
