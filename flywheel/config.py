@@ -95,6 +95,9 @@ class CurationConfig(_Strict):
     distribution_gap_warn: float = Field(0.25, ge=0, le=1)
     max_tokens: int = Field(4096, gt=0)
     seed: int = 0
+    conflict_answer_similarity: float = Field(0.5, ge=0, le=1, description="near-same inputs whose answers' rapidfuzz ratio (0-1) is below this conflict")
+    shingle_chars: int = Field(5, ge=2, description="character shingle size of the near-duplicate MinHash")
+    style_outlier_iqr: float = Field(3.0, gt=0, description="an answer whose log-length lies beyond this many IQRs outside its source/slice's quartiles is a style outlier")
 
 
 class LoraConfig(_Strict):
