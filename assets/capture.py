@@ -1,1 +1,122 @@
-"""capture assets (filled in by their issue)."""
+"""Capture assets: a day's landing files -> validated, PII-redacted interactions -> one signal each."""
+
+
+import dagster as dg
+
+from assets.partitions import daily_partitions
+from assets.resources import FlywheelResource
+from flywheel.capture import INTERACTIONS, ingest_interactions
+from flywheel.signals import SIGNAL_KINDS, SIGNALS, compute_signals
+
+
+def _count_table(title: str, counts: dict[str, int], total: int | None = None) -> str:
+    lines = [f"| {title} | rows |" + (" share |" if total else ""), "|---|---:|" + ("---:|" if total else "")]
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"| {key} | {n} |" + (f" {n / total:.1%} |" if total else ""))
+    return "\n".join(lines) if counts else f"no {title.lower()}"
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="capture",
+    kinds={"python", "parquet"},
+)
+def interactions(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """The day's captured interactions: each landing row validated, PII redacted, duplicate ids
+    dropped; bad rows go to `quarantine/interactions/<day>.parquet` with their reason."""
+    day = context.partition_key
+    home = flywheel.home()
+    report = ingest_interactions(home, day, flywheel.project().capture)
+    context.log.info(
+        f"{day}: read {report.rows_read} rows from {report.files} files, accepted {report.rows_accepted}, "
+        f"quarantined {report.rows_quarantined} {dict(report.quarantine_reasons)}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "files": report.files,
+            "rows_read": report.rows_read,
+            "rows_accepted": report.rows_accepted,
+            "rows_quarantined": report.rows_quarantined,
+            "quarantine_rate": dg.MetadataValue.float(report.quarantine_rate),
+            "quarantine_reasons": dg.MetadataValue.json(dict(report.quarantine_reasons)),
+            "pii_hits": dg.MetadataValue.json({k: report.pii_hits.get(k, 0) for k in flywheel.project().capture.pii.kinds}),
+            "blank_lines_skipped": report.blank_lines,
+            "bytes_read": report.bytes_read,
+            "summary": dg.MetadataValue.md(
+                _count_table("Quarantine reason", dict(report.quarantine_reasons), report.rows_read)
+                + "\n\n"
+                + _count_table("PII kind", dict(report.pii_hits))
+            ),
+            "path": dg.MetadataValue.path(str(home.warehouse(INTERACTIONS, day))),
+            "quarantine_path": dg.MetadataValue.path(str(home.quarantine(INTERACTIONS, day))),
+        }
+    )
+
+
+@dg.asset_check(asset=interactions, blocking=True, description="rows read = rows accepted + rows quarantined")
+def interactions_rows_conserved(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    meta = _latest_metadata(context, interactions.key)
+    read, accepted, quarantined = (meta.get(k) for k in ("rows_read", "rows_accepted", "rows_quarantined"))
+    passed = read is not None and read == (accepted or 0) + (quarantined or 0)
+    return dg.AssetCheckResult(
+        passed=passed, metadata={"rows_read": read, "rows_accepted": accepted, "rows_quarantined": quarantined}
+    )
+
+
+@dg.asset_check(asset=interactions, description="the share of quarantined rows stays under capture.quarantine_rate_warn")
+def interactions_quarantine_rate(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    meta = _latest_metadata(context, interactions.key)
+    rate = float(meta.get("quarantine_rate") or 0.0)
+    limit = flywheel.project().capture.quarantine_rate_warn
+    return dg.AssetCheckResult(
+        passed=rate <= limit,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantine_rate": rate, "limit": limit, "reasons": dg.MetadataValue.json(meta.get("quarantine_reasons") or {})},
+        description=None if rate <= limit else f"{rate:.1%} of rows quarantined (warn above {limit:.1%})",
+    )
+
+
+def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict:
+    """The metadata values of the asset's materialization in this run (its partition)."""
+    partition = context.run.tags.get("dagster/partition") if context.run else None
+    record = context.instance.get_latest_materialization_event(key) if partition is None else None
+    if partition is not None:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
+        record = records[0].event_log_entry if records else None
+    if record is None or record.asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="capture",
+    kinds={"duckdb", "parquet"},
+    deps=[interactions],
+)
+def interaction_signals(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """One signal per interaction of the day (correction > negative > positive > none) with its weight,
+    from feedback events (that day's and the next day's folder) and resubmissions in the session."""
+    day = context.partition_key
+    home = flywheel.home()
+    report = compute_signals(home, day, flywheel.project().capture)
+    total = report.interactions
+    return dg.MaterializeResult(
+        metadata={
+            "interactions": total,
+            **{f"signal_{k}": report.signals.get(k, 0) for k in SIGNAL_KINDS},
+            "negative_rate": dg.MetadataValue.float(report.signals.get("negative", 0) / total if total else 0.0),
+            "feedback_read": report.feedback_read,
+            "feedback_quarantined": report.feedback_quarantined,
+            "feedback_reasons": dg.MetadataValue.json(dict(report.feedback_reasons)),
+            "feedback_late": report.feedback_late,
+            "feedback_matched": report.feedback_matched,
+            "resubmit_candidate_pairs": report.candidate_pairs,
+            "resubmissions": report.resubmissions,
+            "resubmissions_across_midnight": report.resubmissions_across_midnight,
+            "summary": dg.MetadataValue.md(_count_table("Signal", dict(report.signals), total)),
+            "path": dg.MetadataValue.path(str(home.warehouse(SIGNALS, day))),
+        }
+    )

@@ -1,0 +1,40 @@
+"""The landing sensor: new completed files in the landing zone start that day's `daily_capture` run."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from assets.partitions import daily_partitions
+from assets.resources import FlywheelResource
+from flywheel.capture import days_to_capture
+from jobs import daily_capture
+
+
+@dg.sensor(
+    name="capture_landing_sensor",
+    job=daily_capture,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs daily_capture for a day when its landing files (or the next day's) change.",
+)
+def capture_landing_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> dg.SensorResult:
+    """The cursor maps each day to a fingerprint of the files its run reads (the day's and the next
+    day's interactions and feedback); a new file changes the fingerprint, so the day runs again with
+    a new run_key. Days that are not partitions yet (today, before the start) wait for a later tick."""
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    last = daily_partitions.get_last_partition_key()
+    first = daily_partitions.get_first_partition_key()
+    requests = []
+    for day, fingerprint in sorted(days_to_capture(flywheel.home(), seen).items()):
+        if last is None or first is None or not first <= day <= last:
+            continue
+        requests.append(
+            dg.RunRequest(run_key=f"capture:{day}:{fingerprint}", partition_key=day, tags={"flywheel/trigger": "landing"})
+        )
+        seen[day] = fingerprint
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+
+
+SENSORS = [capture_landing_sensor]
