@@ -274,7 +274,7 @@ def labeling_sample(
         items = create_sample_batch(_review_store(), batch_id, rows, n=n, seed=seed, rubric=rubric, source=source)
     except (FileNotFoundError, ReviewError, ConfigError) as exc:
         fail(str(exc))
-    console.print(f"batch [bold]{batch_id}[/]: {len(items)} of {len(rows)} rows sampled from {source}; "
+    console.print(f"batch [bold]{batch_id}[/]: {len(items)} of {len(rows)} valid rows sampled from {source}; "
                   f"review with `flywheel review --batch {batch_id}`")
 
 

@@ -356,3 +356,29 @@ def test_assets_materialize_and_check(home: FlywheelHome, project_dir: Path) -> 
     # re-running the batch while it is being reviewed keeps it as it is
     again = dg.materialize([labeling_batch], partition_key=WEEK, resources=res)
     assert again.asset_materializations_for_node("labeling_batch")[0].metadata["kept_existing_batch"].value is True
+
+
+def test_sensor_requests_one_run_per_completion_state(store: ReviewStore, tmp_path: Path) -> None:
+    from schedules.labeling import review_complete_sensor
+
+    items = _batch(store, 2)
+    create_sample_batch(store, "sample-x", [{"messages": [{"role": "user", "content": "q"},
+                                                          {"role": "assistant", "content": "a"}]}])
+    resource = FlywheelResource(home_dir=str(tmp_path / "home"), database_url=store.url)
+
+    def evaluate() -> list:
+        return list(review_complete_sensor(dg.build_sensor_context(resources={"flywheel": resource})))
+
+    assert isinstance(evaluate()[0], dg.SkipReason)  # nothing complete yet
+    record_decision(store, WEEK, items[0]["item_id"], "ann", "pass")
+    assert isinstance(evaluate()[0], dg.SkipReason)
+    record_decision(store, WEEK, items[1]["item_id"], "ann", "pass")
+    (req,) = evaluate()
+    assert req.partition_key == WEEK and ":complete:" in req.run_key
+    assert [r.run_key for r in evaluate()] == [req.run_key]  # same state, same key: Dagster runs it once
+    record_decision(store, WEEK, items[1]["item_id"], "ann", "fix", text="better")  # a change of mind
+    (changed,) = evaluate()
+    assert changed.run_key != req.run_key
+    store.close_batch(WEEK)
+    (closed,) = evaluate()
+    assert ":closed:" in closed.run_key

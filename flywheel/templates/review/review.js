@@ -129,6 +129,9 @@
   function decide(verdict, text, reason) {
     if (!reviewer) { askName(); return; }
     const it = items[index];
+    const pos = index;
+    closeEditors();
+    if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
     setStatus("Saving…");
     api("api/decision", {
       method: "POST",
@@ -138,10 +141,14 @@
       decidedByAnyone.add(it.item_id);
       progress = data.progress;
       renderProgress();
-      const next = index + 1 < items.length ? index + 1 : index;
-      if (next !== index) go(next); else render();
-      setStatus(VERDICT_LABEL[verdict] + " item " + (items.indexOf(it) + 1) + ".");
-    }).catch((err) => setStatus(err.message, true));
+      // move on only when the reviewer is still on the item just decided
+      if (index === pos && pos + 1 < items.length) go(pos + 1); else render();
+      setStatus(VERDICT_LABEL[verdict] + " item " + (pos + 1) + ".");
+    }).catch((err) => {
+      if (index === pos && verdict === "fix") { openFix(); $("fix-text").value = text; }
+      if (index === pos && verdict === "reject") { openReject(); $("reject-reason").value = reason || ""; }
+      setStatus("Not saved: " + err.message, true);
+    });
   }
 
   function openFix() {
@@ -159,7 +166,6 @@
   function saveFix() {
     const text = $("fix-text").value;
     if (!text.trim()) { setStatus("A fix needs the corrected answer.", true); return; }
-    mode = "view";
     decide("fix", text, null);
   }
 
@@ -173,7 +179,6 @@
   }
 
   function saveReject() {
-    mode = "view";
     decide("reject", null, $("reject-reason").value.trim() || null);
   }
 
