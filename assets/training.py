@@ -1,1 +1,62 @@
-"""training assets (filled in by their issue)."""
+"""Training assets: the LoRA adapter trained on the newest dataset version, run through Dagster Pipes."""
+
+import base64
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+import flywheel
+from assets.resources import FlywheelResource
+from flywheel.training import LOSS_PNG, TrainingRequest, latest_dataset_version
+
+REPO_ROOT = Path(flywheel.__file__).resolve().parents[1]
+EVAL_SET = ("fixed_eval_set", "current")  # warehouse/fixed_eval_set/current.parquet (+ current.json)
+
+
+def training_command(request: TrainingRequest) -> list[str]:
+    """`python -m flywheel.training CONFIG_JSON`: the same entry point a GPU pod runs."""
+    return [sys.executable, "-m", "flywheel.training", request.model_dump_json()]
+
+
+def _loss_curve_markdown(png: Path) -> str:
+    if not png.is_file():
+        return "(no loss curve: matplotlib missing or no logged steps)"
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return f"![loss curve](data:image/png;base64,{data})\n\n`{png}`"
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"python", "pytorch"},
+    deps=["training_dataset", "fixed_eval_set"],
+    tags={"flywheel/gpu": "optional"},
+)
+def lora_adapter(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """LoRA SFT (peft + trl) of the configured base model on the newest `training_dataset` version.
+
+    Runs `python -m flywheel.training` through Dagster Pipes (a subprocess here, a GPU pod in a
+    deployment); the process refuses eval-set leaks and empty assistant masks before training, writes
+    `models/<version>/` atomically and points `models/candidate.json` at it. Metadata: version, path,
+    loss curve (values and PNG), tokens/s, trained-token share."""
+    project = flywheel.project()
+    home = flywheel.home()
+    eval_path = home.warehouse(*EVAL_SET)
+    if not eval_path.is_file():
+        raise dg.Failure(f"{eval_path}: the fixed eval set is missing; materialize fixed_eval_set first")
+    request = TrainingRequest(
+        home=str(home.root),
+        training=project.training,
+        dataset_version=latest_dataset_version(home),
+        eval_set_path=str(eval_path),
+    )
+    client = dg.PipesSubprocessClient(
+        cwd=str(REPO_ROOT), env={"PYTHONPATH": str(REPO_ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    )
+    invocation = client.run(context=context, command=training_command(request))
+    result = invocation.get_materialize_result()
+    metadata = dict(result.metadata or {})
+    path_value = metadata.get("path")
+    model_path = Path(str(path_value.value if isinstance(path_value, dg.MetadataValue) else path_value))
+    metadata["loss_curve_plot"] = dg.MetadataValue.md(_loss_curve_markdown(model_path / LOSS_PNG))
+    return dg.MaterializeResult(metadata=metadata, data_version=result.data_version)

@@ -105,6 +105,7 @@ class LoraConfig(_Strict):
     alpha: int = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    modules_to_save: list[str] = Field(default_factory=list, description="modules trained in full and saved with the adapter (avoid for vLLM serving)")
 
 
 class TrainingConfig(_Strict):
@@ -118,6 +119,16 @@ class TrainingConfig(_Strict):
     packing: bool = True
     seed: int = 42
     bf16: Literal["auto", "on", "off"] = "auto"
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (tests, smoke runs); None: run all epochs")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention"] = Field(
+        "auto", description="auto: flash_attention_2 on a GPU when flash-attn is installed, else sdpa"
+    )
+    pack_length: int | None = Field(
+        None, gt=0, description="tokens per packed row; None: max_length on a GPU or padding-free, else max(256, longest example) capped at max_length"
+    )
+    padding_free: Literal["auto", "on", "off"] = Field("auto", description="flatten each batch to one row; auto: on with flash attention")
+    gradient_checkpointing: bool = Field(False, description="trade ~20-30% speed for activation memory (large models)")
     device_tags: dict[str, str] = Field(default_factory=dict, description="run tags for the retrain job (e.g. the K8s GPU request)")
 
 
