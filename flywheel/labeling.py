@@ -184,7 +184,7 @@ class _Groups:
     def find(self, key: str) -> int | None:
         if key in self.by_key:
             return self.by_key[key]
-        if not self.keys or self.cutoff > 100:
+        if not self.keys or self.cutoff >= 100:  # similarity 1.0: identical keys only
             return None
         hit = process.extractOne(key, self.keys, scorer=fuzz.ratio, score_cutoff=self.cutoff)
         return hit[2] if hit else None

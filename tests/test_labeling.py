@@ -382,3 +382,30 @@ def test_sensor_requests_one_run_per_completion_state(store: ReviewStore, tmp_pa
     store.close_batch(WEEK)
     (closed,) = evaluate()
     assert ":closed:" in closed.run_key
+
+
+def test_batch_from_the_real_capture_stage(home: FlywheelHome, project_dir: Path) -> None:
+    """Landing files written with the capture SDK -> interactions + signals assets -> labeling_batch."""
+    from assets.capture import interaction_signals, interactions
+    from flywheel.capture import CaptureWriter
+
+    t0 = datetime(2026, 11, 17, 10, tzinfo=UTC)
+    with CaptureWriter(home) as w:
+        ids = []
+        for k in range(6):
+            ids.append(w.log_interaction(
+                [{"role": "user", "content": f"question {words(k)}"}], f"answer {k}", session_id=f"s{k}",
+                user_id="u", model_version="m1", latency_ms=5.0, confidence=0.3 if k == 5 else 0.9,
+                ts=t0 + timedelta(minutes=10 * k)))
+        w.log_feedback(ids[0], "correction", text="the right answer", ts=t0 + timedelta(minutes=1))
+        w.log_feedback(ids[1], "thumbs_down", ts=t0 + timedelta(minutes=11))
+        w.log_feedback(ids[2], "copy", ts=t0 + timedelta(minutes=21))
+    db = f"sqlite:///{home.root.parent / 'capture-review.db'}"
+    res = {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root), database_url=db)}
+    assert dg.materialize([interactions, interaction_signals], partition_key="2026-11-17", resources=res).success
+    assert dg.materialize([labeling_batch], partition_key=WEEK, resources=res).success
+    batch = pq.read_table(home.warehouse("labeling_batch", WEEK)).to_pylist()
+    kinds = {r["interaction_id"]: r["kind"] for r in batch}
+    assert kinds[ids[0]] == "correction" and kinds[ids[1]] == "negative" and kinds[ids[5]] == "low_confidence"
+    assert next(r for r in batch if r["interaction_id"] == ids[0])["correction_text"] == "the right answer"
+    assert len(batch) == 6
