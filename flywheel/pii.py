@@ -7,7 +7,8 @@ Kinds (`capture.pii.kinds` in flywheel.yaml), applied in this order, each match 
 - `email`;
 - `card`: 13-19 digits, optionally grouped by spaces or dashes, that pass the Luhn check;
 - `ip`: IPv4 (octets <= 255) and IPv6 (checked with `ipaddress`);
-- `phone`: 8-15 digits in phone-like groups, optional `+country` prefix and `(area)` code.
+- `phone`: 8-15 digits in phone-like groups, optional `+country` prefix and `(area)` code, not
+  glued to further digit groups (so a card number that fails Luhn is not taken for a phone).
 
 Each kind has an exact Python pattern (with look-arounds and a validator) and a looser RE2 pattern
 that matches a superset of it. `redact_array` runs the RE2 patterns vectorised in Arrow C++ over a
@@ -54,7 +55,7 @@ _EXACT: dict[str, str] = {
         (?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]|\.\d)
       | (?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4})(?![\w:])""",
     "phone": r"""
-        (?<![\w+.-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}(?!\w|[.-]\d)""",
+        (?<![\w+.-])(?<!\d[ ])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}(?!\w|[.-]\d|[ ]\d)""",
 }
 # kind -> RE2 pattern matching a superset of the exact one (look-arounds dropped, validators ignored)
 _CANDIDATE: dict[str, str] = {

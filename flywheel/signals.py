@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
@@ -171,7 +172,7 @@ def _find_resubmissions(
 ) -> pa.Table:
     """(interaction_id, resubmitted_by) for every interaction followed in its session, within the
     window, by a similar message; the earliest such message is named."""
-    pairs = con.execute(
+    pairs = con.sql(
         f"""
         SELECT a.interaction_id AS a_id, b.interaction_id AS b_id, epoch_us(b.ts) AS b_us,
                a.input_text AS a_text, b.input_text AS b_text
@@ -198,7 +199,7 @@ def _find_resubmissions(
             hits_us += taken.column("b_us").to_pylist()
     table = pa.table({"a_id": pa.array(hits_a, pa.string()), "b_id": pa.array(hits_b, pa.string()), "b_us": pa.array(hits_us, pa.int64())})
     con.register("resubmit_pairs", table)
-    resubmits = con.execute(
+    resubmits = con.sql(
         "SELECT a_id AS interaction_id, arg_min(b_id, b_us) AS resubmitted_by, min(b_us) AS b_us "
         "FROM resubmit_pairs GROUP BY a_id"
     ).to_arrow_table()
@@ -276,30 +277,31 @@ def compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, *, thre
                 LEFT JOIN resubmits r USING (interaction_id)
                 """
             )
-            con.execute(
+            result = con.sql(
                 f"""
-                COPY (
-                  SELECT interaction_id, ts, session_id, signal,
-                         CASE signal WHEN 'correction' THEN {float(weights.correction)!r}
-                                     WHEN 'negative' THEN {float(weights.negative)!r}
-                                     WHEN 'positive' THEN {float(weights.positive)!r}
-                                     ELSE {float(weights.none)!r} END::DOUBLE AS weight,
-                         CASE WHEN signal = 'correction' THEN correction_text END AS correction_text,
-                         CASE signal
-                           WHEN 'correction' THEN 'correction'
-                           WHEN 'negative' THEN concat_ws(',',
-                               CASE WHEN thumbs_down THEN 'thumbs_down' END,
-                               CASE WHEN resubmit THEN 'resubmit' END,
-                               CASE WHEN resubmitted_by IS NOT NULL THEN 'resubmit:' || resubmitted_by END)
-                           WHEN 'positive' THEN concat_ws(',',
-                               CASE WHEN copy THEN 'copy' END,
-                               CASE WHEN thumbs_up THEN 'thumbs_up' END)
-                           ELSE '' END AS evidence
-                  FROM labelled
-                  ORDER BY ts, interaction_id
-                ) TO '{_sql_path(out_tmp)}' (FORMAT parquet, COMPRESSION zstd)
+                SELECT interaction_id, ts, session_id, signal,
+                       CASE signal WHEN 'correction' THEN {float(weights.correction)!r}
+                                   WHEN 'negative' THEN {float(weights.negative)!r}
+                                   WHEN 'positive' THEN {float(weights.positive)!r}
+                                   ELSE {float(weights.none)!r} END::DOUBLE AS weight,
+                       CASE WHEN signal = 'correction' THEN correction_text END AS correction_text,
+                       CASE signal
+                         WHEN 'correction' THEN 'correction'
+                         WHEN 'negative' THEN concat_ws(',',
+                             CASE WHEN thumbs_down THEN 'thumbs_down' END,
+                             CASE WHEN resubmit THEN 'resubmit' END,
+                             CASE WHEN resubmitted_by IS NOT NULL THEN 'resubmit:' || resubmitted_by END)
+                         WHEN 'positive' THEN concat_ws(',',
+                             CASE WHEN copy THEN 'copy' END,
+                             CASE WHEN thumbs_up THEN 'thumbs_up' END)
+                         ELSE '' END AS evidence
+                FROM labelled
+                ORDER BY ts, interaction_id
                 """
             )
+            with pq.ParquetWriter(out_tmp, SIGNALS_SCHEMA, compression="zstd") as writer:
+                for batch in result.to_arrow_reader(200_000):
+                    writer.write_batch(batch.cast(SIGNALS_SCHEMA))
             for signal, n in con.execute("SELECT signal, count(*) FROM labelled GROUP BY signal").fetchall():
                 report.signals[signal] = n
             report.interactions = sum(report.signals.values())
