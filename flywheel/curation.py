@@ -187,7 +187,8 @@ def last_user_text(messages: Sequence[dict[str, str]]) -> str:
 
 
 def normalize_text(text: str) -> str:
-    return _WS.sub(" ", text.lower()).strip()
+    """Lower-case, whitespace runs collapsed to one space, stripped."""
+    return " ".join(text.lower().split())
 
 
 def trust_rank(row: dict[str, Any]) -> int:
@@ -241,6 +242,23 @@ class CurationContext:
     def hasher(self) -> MinHasher:
         c = self.config
         return MinHasher(num_perm=c.minhash_permutations, seed=c.seed + 1, shingle=c.shingle_chars)
+
+    def input_signatures(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        """MinHash signatures of the rows' inputs, computed once per example id across steps."""
+        index: dict[str, int] = self.facts.setdefault("_signature_index", {})
+        store: list[np.ndarray] = self.facts.setdefault("_signature_store", [])
+        todo: dict[str, str] = {}
+        for r in rows:
+            if r["example_id"] not in index and r["example_id"] not in todo:
+                todo[r["example_id"]] = normalize_text(input_text(r["messages"]))
+        if todo:
+            start = sum(len(b) for b in store)
+            store.append(self.hasher().signatures(list(todo.values())))
+            index.update((eid, start + j) for j, eid in enumerate(todo))
+        matrix = store[0] if len(store) == 1 else np.concatenate(store)
+        if len(store) > 1:
+            store[:] = [matrix]
+        return matrix[np.fromiter((index[r["example_id"]] for r in rows), dtype=np.int64, count=len(rows))]
 
 
 class Step:
@@ -439,7 +457,7 @@ def near_input_groups(rows: Sequence[dict[str, Any]], ctx: CurationContext) -> l
     if len(rows) < 2:
         return []
     threshold = ctx.config.near_duplicate_threshold
-    sig = ctx.hasher().signatures([normalize_text(input_text(r["messages"])) for r in rows])
+    sig = ctx.input_signatures(rows)
     pairs = candidate_links(sig, threshold)
     if len(pairs):
         pairs = pairs[estimated_jaccard(sig, pairs) >= threshold]
@@ -548,7 +566,7 @@ def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
 
 
 def contamination(rows: Sequence[dict[str, Any]], eval_rows: Sequence[dict[str, Any]], cfg: CurationConfig,
-                  hasher: MinHasher) -> dict[int, tuple[str, str]]:
+                  hasher: MinHasher, signatures: np.ndarray | None = None) -> dict[int, tuple[str, str]]:
     """Rows sharing a word n-gram (`decontamination_ngram`, normalized) or a near-duplicate input
     (estimated Jaccard >= near_duplicate_threshold) with any eval item: {row index: (reason, detail)}."""
     n = cfg.decontamination_ngram
@@ -571,13 +589,13 @@ def contamination(rows: Sequence[dict[str, Any]], eval_rows: Sequence[dict[str, 
             flat.extend(vocab.get(w, 0) for w in _conversation_words(r["messages"]))
             flat.append(0)
         keys = _ngram_keys(np.array(flat, dtype=np.int64), n)
-        hit = np.isin(keys, eval_set) & (keys != 0)
-        for pos in np.flatnonzero(hit).tolist():
-            i = int(np.searchsorted(starts, pos, side="right") - 1)
+        hits = np.flatnonzero(np.isin(keys, eval_set) & (keys != 0))
+        owners = np.searchsorted(np.array(starts, dtype=np.int64), hits, side="right") - 1
+        for pos, i in zip(hits.tolist(), owners.tolist(), strict=True):
             if i not in found:
                 found[i] = ("eval_ngram_overlap", f"shares a {n}-gram with eval item {eval_keys[int(keys[pos])]}")
     # near-duplicate inputs: band keys of the eval inputs looked up for every row, then verified
-    sig = hasher.signatures([normalize_text(input_text(r["messages"])) for r in rows])
+    sig = signatures if signatures is not None else hasher.signatures([normalize_text(input_text(r["messages"])) for r in rows])
     esig = hasher.signatures([normalize_text(input_text(e["messages"])) for e in eval_rows])
     bands, width = lsh_params(cfg.near_duplicate_threshold, sig.shape[1])
     from flywheel.near_duplicates import _band_keys
@@ -608,7 +626,7 @@ class DecontaminationStep(Step):
             ctx.facts["eval_set_missing"] = ctx.eval_items.path or "fixed eval set"
             ctx.warnings.append(f"fixed eval set not found ({ctx.eval_items.path}): decontamination could not run")
             return rows
-        found = contamination(rows, ctx.eval_items.rows, ctx.config, ctx.hasher())
+        found = contamination(rows, ctx.eval_items.rows, ctx.config, ctx.hasher(), ctx.input_signatures(rows))
         for i, (reason, detail) in found.items():
             ctx.drop(rows[i], self.name, reason, detail)
         ctx.facts["eval_items"] = len(ctx.eval_items.rows)
@@ -758,30 +776,37 @@ def evaluate_rules(result: CurationResult, rubric_problem: str | None, diversity
     cfg = result.ctx.config
     rows = result.rows
     facts = result.ctx.facts
-    bad_format = [r["example_id"] for r in rows if not formats.validate_messages(r["messages"], cfg.max_tokens).ok
-                  or (cfg.system_prompt is not None and (r["messages"][0]["role"] != "system"
-                      or normalize_text(r["messages"][0]["content"]) != normalize_text(cfg.system_prompt)))]
+    # full validation ran in the format step (later steps only remove rows); here: the step ran, and
+    # every final row still ends with an answer and carries the configured system prompt
+    format_ran = any(r.step == "format" for r in result.reports)
+    prompt = normalize_text(cfg.system_prompt) if cfg.system_prompt is not None else None
+    bad_format = [r["example_id"] for r in rows if not r["messages"] or r["messages"][-1]["role"] != "assistant"
+                  or (prompt is not None and (r["messages"][0]["role"] != "system"
+                      or normalize_text(r["messages"][0]["content"]) != prompt))]
     n = len(rows)
     n_real = sum(1 for r in rows if r.get("source") in REAL_SOURCES)
     n_syn = sum(1 for r in rows if r.get("source") == "synthetic")
     rules = [
         Rule("rubric_edited", True, rubric_problem is None, rubric_problem or "rubric present and edited"),
-        Rule("format_consistent", True, not bad_format,
-             f"{len(bad_format)} rows fail validation or the system prompt (e.g. {bad_format[:3]})" if bad_format
+        Rule("format_consistent", True, format_ran and not bad_format,
+             "the format step did not run" if not format_ran else
+             f"{len(bad_format)} rows lack a final answer or the system prompt (e.g. {bad_format[:3]})" if bad_format
              else f"all {n} rows canonical ChatML" + (" with the configured system prompt" if cfg.system_prompt else "")),
         Rule("size_floor", True, n >= cfg.min_examples, f"{n} examples (floor {cfg.min_examples})"),
         Rule("real_synthetic_ratio", True, n_syn <= n_real * cfg.max_synthetic_per_real,
              f"{n_real} real/human : {n_syn} synthetic (at most 1:{cfg.max_synthetic_per_real:g})"),
     ]
     eval_rows = result.ctx.eval_items.rows
+    decon = next((r for r in result.reports if r.step == "decontamination"), None)
     if eval_rows is None:
         rules.append(Rule("no_eval_contamination", True, False,
                           f"the fixed eval set is missing ({result.ctx.eval_items.path}): materialize `fixed_eval_set` "
                           "first; a dataset cannot be checked for contamination without it"))
-    else:
-        left = contamination(rows, eval_rows, cfg, result.ctx.hasher())
-        rules.append(Rule("no_eval_contamination", True, not left,
-                          f"{len(left)} examples overlap the eval set" if left else f"no overlap with {len(eval_rows)} eval items"))
+    elif decon is None:
+        rules.append(Rule("no_eval_contamination", True, False, "the decontamination step did not run"))
+    else:  # later steps only remove rows, so the rows the step let through stay clean
+        rules.append(Rule("no_eval_contamination", True, True,
+                          f"no overlap with {len(eval_rows)} eval items ({sum(decon.dropped.values())} examples removed)"))
     shares = facts.get("generator_shares", {})
     top = max(shares.items(), key=lambda kv: kv[1]) if shares else None
     rules.append(Rule("single_generator_share", False, top is None or top[1] <= cfg.max_generator_share,
@@ -946,7 +971,7 @@ def write_dataset_version(
             "self_generated_share": round(n_self / len(rows), 4) if rows else 0.0,
             "generator_shares": result.ctx.facts.get("generator_shares", {}),
         },
-        "facts": {k: v for k, v in result.ctx.facts.items() if k != "generator_shares"},
+        "facts": {k: v for k, v in result.ctx.facts.items() if k != "generator_shares" and not k.startswith("_")},
         "diversity": diversity,
         "diversity_changes": changes,
         "production_gap": gap,

@@ -11,7 +11,7 @@ its own outputs narrows). Measures, all embedding-free:
 - cluster coverage: inputs as hashed char-3-gram TF-IDF vectors, spherical k-means (numpy) fit on a
   reference (the production inputs when there are any, else the dataset's inputs); coverage = share
   of the reference clusters holding at least one example of the group, and the normalized entropy of
-  the dataset over those clusters.
+  the dataset over those clusters (both on a seeded sample of at most 10,000 rows).
 """
 
 from __future__ import annotations
@@ -77,13 +77,13 @@ def self_bleu(texts: Sequence[str], seed: int = 0, sample_size: int = 200) -> fl
     return float(np.mean(scores))
 
 
-def char_ngram_tfidf(texts: Sequence[str], dims: int = FEATURE_DIMS, n: int = 3, idf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def char_ngram_tfidf(texts: Sequence[str], dims: int = FEATURE_DIMS, n: int = 3, idf: np.ndarray | None = None,
+                     lowercase: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Hashed char-n-gram TF-IDF rows, L2-normalized; returns (matrix, idf) so others reuse the idf."""
-    hashes, offsets = shingle_hashes(texts, n)
+    hashes, offsets = shingle_hashes(texts, n, lowercase=lowercase)
     rows = np.repeat(np.arange(len(texts)), np.diff(offsets))
     cols = (hashes % np.uint64(dims)).astype(np.int64)
-    counts = np.zeros((len(texts), dims), dtype=np.float32)
-    np.add.at(counts, (rows, cols), 1.0)
+    counts = np.bincount(rows * dims + cols, minlength=len(texts) * dims).astype(np.float32).reshape(len(texts), dims)
     if idf is None:
         df = (counts > 0).sum(axis=0)
         idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
@@ -183,16 +183,20 @@ def diversity_report(
         report["groups"] = {}
         return report
     clusters = InputClusters(reference, seed=seed)
-    labels = clusters.assign(list(inputs))
+    # coverage on a seeded sample of rows (fixed size, so versions of different size compare)
+    sample_idx = np.array(seeded_sample(range(len(inputs)), 10_000, seed), dtype=np.int64)
+    labels = np.full(len(inputs), -1, dtype=np.int64)
+    labels[sample_idx] = clusters.assign([inputs[i] for i in sample_idx])
     overall = text_stats(answers, seed, sample_size)
-    overall["cluster_coverage"] = round(clusters.coverage(labels), 4)
-    overall["cluster_entropy"] = round(normalized_entropy(labels, clusters.k), 4)
+    overall["cluster_coverage"] = round(clusters.coverage(labels[sample_idx]), 4)
+    overall["cluster_entropy"] = round(normalized_entropy(labels[sample_idx], clusters.k), 4)
     overall["clusters"] = clusters.k
     report["overall"] = overall
     report["groups"] = {}
     for name, idx in sorted(groups.items()):
         stats = text_stats([answers[i] for i in idx], seed, sample_size, group_bleu_sample)
-        stats["cluster_coverage"] = round(clusters.coverage(labels[idx]), 4)
+        group_labels = labels[idx]
+        stats["cluster_coverage"] = round(clusters.coverage(group_labels[group_labels >= 0]), 4)
         report["groups"][name] = stats
     return report
 

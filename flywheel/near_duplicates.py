@@ -15,13 +15,11 @@ clusters with a union-find, so a bucket of k equal inputs costs k links, not k^2
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-_WS = re.compile(r"\s+")
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 _POLY = np.uint64(0x100000001B3)
@@ -29,9 +27,9 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK_BYTES = 4_000_000
 
 
-def normalize_for_shingles(text: str) -> str:
-    """Lower-case, whitespace collapsed: the form shingles are taken from."""
-    return _WS.sub(" ", text.lower()).strip()
+def normalize_for_shingles(text: str, lowercase: bool = True) -> str:
+    """Lower-case (unless told not to), whitespace collapsed: the form shingles are taken from."""
+    return " ".join((text.lower() if lowercase else text).split())
 
 
 def _mix64(h: np.ndarray) -> np.ndarray:
@@ -43,13 +41,13 @@ def _mix64(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(33))
 
 
-def shingle_hashes(texts: Sequence[str], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(texts: Sequence[str], k: int = 5, lowercase: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hashes of every k-byte window of each normalized text, flattened.
 
     Returns `(hashes, offsets)`: the hashes of text i are `hashes[offsets[i]:offsets[i+1]]`.
     Texts shorter than k are padded with spaces, so every text has at least one shingle.
     """
-    encoded = [normalize_for_shingles(t).encode("utf-8").ljust(k) for t in texts]
+    encoded = [normalize_for_shingles(t, lowercase).encode("utf-8").ljust(k) for t in texts]
     lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
     counts = lengths - k + 1
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)

@@ -7,8 +7,9 @@ training inputs are usually clean. This module measures the gap on the last week
 - KS statistic between the two input-length (words) distributions (0 = same, 1 = disjoint);
 - the share of short / lower-case / typo-laden / abbreviation-heavy inputs on each side, and the
   kinds of production input the training set has too few of;
-- a classifier two-sample test: a logistic regression (numpy) on hashed char-3-gram features tries
-  to tell training inputs from production inputs; its held-out AUC near 0.5 = indistinguishable.
+- a classifier two-sample test: a linear classifier (nearest centroid, numpy) on hashed char-3-gram
+  features tries to tell training inputs from production inputs; held-out AUC near 0.5 =
+  indistinguishable, near 1 = production looks nothing like the training inputs.
 """
 
 from __future__ import annotations
@@ -130,25 +131,25 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def classifier_two_sample_auc(train: Sequence[str], production: Sequence[str], seed: int = 0, per_side: int = 1000) -> float | None:
-    """Held-out AUC of a logistic regression telling production (1) from training (0) inputs."""
+    """Held-out AUC of a linear classifier telling production (1) from training (0) inputs.
+
+    Features: case-sensitive hashed char-3-gram TF-IDF. Classifier: the difference of the two class
+    centroids on 70% of the rows (a nearest-centroid linear rule: one matrix product, no iterations,
+    so it stays fast on a busy 2-core machine); AUC on the held-out 30%.
+    """
     a = seeded_sample(list(train), per_side, seed)
     b = seeded_sample(list(production), per_side, seed + 1)
     n = min(len(a), len(b))
     if n < 20:
         return None
     a, b = a[:n], b[:n]
-    x, _ = char_ngram_tfidf(a + b, dims=1024)
+    x, _ = char_ngram_tfidf(a + b, dims=1024, lowercase=False)
     y = np.concatenate([np.zeros(n), np.ones(n)])
     perm = np.random.default_rng(seed).permutation(2 * n)
     cut = int(0.7 * len(perm))
     tr, te = perm[:cut], perm[cut:]
-    w, bias = np.zeros(x.shape[1]), 0.0
-    for _ in range(200):  # full-batch gradient descent with L2
-        p = 1 / (1 + np.exp(-(x[tr] @ w + bias)))
-        grad = p - y[tr]
-        w -= 1.0 * (x[tr].T @ grad / len(tr) + 1e-3 * w)
-        bias -= 1.0 * grad.mean()
-    return roc_auc(x[te] @ w + bias, y[te])
+    direction = x[tr][y[tr] == 1].mean(axis=0) - x[tr][y[tr] == 0].mean(axis=0)
+    return roc_auc(x[te] @ direction, y[te])
 
 
 def production_gap(train_inputs: Sequence[str], production_inputs: Sequence[str], vocabulary: set[str], seed: int = 0,
