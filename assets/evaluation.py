@@ -1,1 +1,184 @@
-"""evaluation assets (filled in by their issue)."""
+"""Evaluation assets: the frozen fixed eval set, the candidate-vs-champion evaluation with its
+regression gate, and the champion promotion (a separate asset, so a failed gate changes nothing)."""
+
+import base64
+
+import dagster as dg
+
+from assets.resources import FlywheelResource
+from flywheel import registry
+from flywheel.evaluation import (
+    NO_SLICE,
+    candidate_pointer,
+    eval_set_table,
+    gate,
+    read_eval_set_info,
+    read_summary,
+    run_evaluation_cycle,
+    summary_markdown,
+    training_data_leaks,
+    worst_regressions_markdown,
+)
+from flywheel.evaluation import build_fixed_eval_set as build_eval_set
+
+
+def _slice_table(slices: dict[str, int]) -> str:
+    return "| slice | items |\n|---|---|\n" + "\n".join(f"| {s} | {n} |" for s, n in slices.items())
+
+
+def _png_markdown(path: str, title: str) -> dg.MetadataValue:
+    with open(path, "rb") as fh:
+        data = base64.b64encode(fh.read()).decode("ascii")
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})\n\n`{path}`")
+
+
+@dg.asset(group_name="evaluation", kinds={"parquet", "python"})
+def fixed_eval_set(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """The user's fixed eval file (config evaluation.eval_set), read in any of the three formats with its
+    slice tags; its content hash is frozen per eval-set version in the model registry."""
+    project = flywheel.project()
+    info = build_eval_set(project, flywheel.home(), flywheel.db_url())
+    context.log.info(f"eval set: {info['items']} items of {info['read']} rows, slices {info['slices']}")
+    return dg.MaterializeResult(
+        metadata={
+            "items": info["items"],
+            "rows_read": info["read"],
+            "invalid_rows": info["invalid"],
+            "format": info["format"],
+            "content_hash": info["content_hash"],
+            "frozen_hash": info["frozen_hash"] or "(not frozen)",
+            "eval_set_version": info["eval_set_version"],
+            "slices": dg.MetadataValue.md(_slice_table(info["slices"])),
+            "path": dg.MetadataValue.path(str(flywheel.home().warehouse("fixed_eval_set", "current"))),
+        }
+    )
+
+
+@dg.asset_check(asset=fixed_eval_set, blocking=True, description="at least evaluation.min_items usable items")
+def eval_set_min_items(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    info = read_eval_set_info(flywheel.home())
+    minimum = flywheel.project().evaluation.min_items
+    return dg.AssetCheckResult(
+        passed=info["items"] >= minimum,
+        description=f"{info['items']} items (minimum {minimum}) in {info['file']}",
+        metadata={"items": info["items"], "min_items": minimum, "slices": dg.MetadataValue.json(info["slices"])},
+    )
+
+
+@dg.asset_check(asset=fixed_eval_set, blocking=True, description="every row of the eval file is usable")
+def eval_set_rows_valid(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    info = read_eval_set_info(flywheel.home())
+    quarantine = flywheel.home().quarantine("fixed_eval_set", "current")
+    return dg.AssetCheckResult(
+        passed=info["invalid"] == 0,
+        description=f"{info['invalid']} of {info['read']} rows unusable: {info['invalid_reasons']} (see {quarantine})",
+        metadata={"invalid": info["invalid"], "reasons": dg.MetadataValue.json(info["invalid_reasons"])},
+    )
+
+
+@dg.asset_check(asset=fixed_eval_set, blocking=False, description="every item carries a slice tag")
+def eval_set_has_slices(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    info = read_eval_set_info(flywheel.home())
+    untagged = info["slices"].get(NO_SLICE, 0)
+    return dg.AssetCheckResult(
+        passed=untagged == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{untagged} items without a slice; counts {info['slices']}",
+        metadata={"untagged": untagged, "slices": dg.MetadataValue.md(_slice_table(info["slices"]))},
+    )
+
+
+@dg.asset_check(asset=fixed_eval_set, blocking=True,
+                description="the eval set equals the frozen content of its eval_set_version")
+def eval_set_frozen(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    info = read_eval_set_info(flywheel.home())
+    frozen = registry.frozen_eval_set(flywheel.db_url(), info["eval_set_version"])
+    if frozen is None:
+        return dg.AssetCheckResult(passed=False, description=(
+            f"eval set version {info['eval_set_version']} is not frozen yet (it is frozen once it has "
+            "at least min_items usable items and no invalid rows)"))
+    same = frozen["content_hash"] == info["content_hash"]
+    desc = (f"eval set version {info['eval_set_version']} matches its frozen hash {frozen['content_hash']}" if same else
+            f"{info['file']} changed: hash {info['content_hash']} != frozen {frozen['content_hash']} of eval set "
+            f"version {info['eval_set_version']}. Restore the file, or raise evaluation.eval_set_version to start "
+            "a new eval-set version (scores across versions are not compared)")
+    return dg.AssetCheckResult(passed=same, description=desc,
+                               metadata={"content_hash": info["content_hash"], "frozen_hash": frozen["content_hash"]})
+
+
+@dg.asset(group_name="evaluation", kinds={"pytorch", "parquet"}, deps=["lora_adapter", fixed_eval_set])
+def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """Answers of the candidate (base + LoRA) and of the champion (or the base model) on every fixed
+    eval item, scored per slice with paired bootstrap CIs; records the candidate (and the gate
+    result) in the registry and appends the score history."""
+    project, home = flywheel.project(), flywheel.home()
+    outcome = run_evaluation_cycle(project, home, flywheel.db_url())
+    s, primary = outcome.summary, outcome.summary["primary_metric"]
+    o = s["overall"][primary]
+    context.log.info(f"{s['candidate']} vs {s['champion']}: {primary} {o['candidate']:.4f} vs {o['champion']:.4f}; "
+                     f"gate {'passed' if outcome.decision.passed else 'failed'}: {outcome.decision.reasons}")
+    return dg.MaterializeResult(
+        metadata={
+            "candidate": s["candidate"],
+            "champion": s["champion"],
+            "eval_set_hash": s["eval_set_hash"],
+            "items": s["n_items"],
+            f"candidate_{primary}": o["candidate"],
+            f"champion_{primary}": o["champion"],
+            f"diff_{primary}": o["diff"],
+            "ci_95": f"[{o['ci_low']:+.4f}, {o['ci_high']:+.4f}]",
+            "gate_passed": outcome.decision.passed,
+            "gate_reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in outcome.decision.reasons)),
+            "champion_answers_cached": outcome.champion_cached,
+            "scores": dg.MetadataValue.md(summary_markdown(s)),
+            "worst_regressions": dg.MetadataValue.md(worst_regressions_markdown(outcome.answers, primary)),
+            "score_history": _png_markdown(str(outcome.report_dir / "score_history.png"), "score history"),
+            "answers": dg.MetadataValue.path(str(outcome.report_dir / "answers.parquet")),
+            "summary": dg.MetadataValue.path(str(outcome.report_dir / "summary.json")),
+        }
+    )
+
+
+@dg.asset_check(asset=candidate_evaluation, blocking=True,
+                description="beats the champion (or base model) on the primary metric; no slice regresses; no eval leak")
+def no_regression(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    project, home = flywheel.project(), flywheel.home()
+    candidate = candidate_pointer(home)
+    summary = read_summary(home, candidate.version)
+    leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_set_table(home))
+    decision = gate(summary, project.evaluation, leaks, problem)
+    return dg.AssetCheckResult(
+        passed=decision.passed,
+        description="; ".join(decision.reasons),
+        metadata={"candidate": candidate.version, "champion": summary["champion"], "leaked_items": len(leaks),
+                  "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))},
+    )
+
+
+@dg.asset(group_name="evaluation", kinds={"sqlite", "python"}, deps=[candidate_evaluation])
+def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """Promote the candidate that passed the gate: registry status champion (the old one retired),
+    `models/champion.json` and `reports/serving.md` with the vLLM command."""
+    project, home, db = flywheel.project(), flywheel.home(), flywheel.db_url()
+    candidate = candidate_pointer(home)
+    record = registry.get_model(db, candidate.version)
+    if record is None or record.status not in (registry.CANDIDATE, registry.CHAMPION):
+        why = "not evaluated" if record is None else f"status {record.status}: {record.reason}"
+        raise dg.Failure(description=f"candidate {candidate.version} cannot be promoted ({why}); the champion is unchanged")
+    if record.status == registry.CANDIDATE:
+        record = registry.promote(db, candidate.version, by=f"dagster run {context.run_id[:8]} (champion_model)",
+                                  reason=f"passed the gate: {'; '.join(record.gate_reasons)}")
+    info = registry.write_serving_export(home, record, lora_name=project.name)
+    rows = registry.score_history(db, record.eval_set_version or project.evaluation.eval_set_version)
+    plot = registry.plot_score_history(rows, home.reports() / "score_history.png")
+    return dg.MaterializeResult(
+        metadata={
+            "champion": record.version,
+            "promoted_by": record.promoted_by or "",
+            "reason": record.reason or "",
+            "adapter_path": dg.MetadataValue.path(info["path"]),
+            "vllm_command": dg.MetadataValue.md(f"```bash\n{info['vllm_command']}\n```"),
+            "serving": dg.MetadataValue.path(str(home.reports() / "serving.md")),
+            "score_history": _png_markdown(str(plot), "score history"),
+        }
+    )
