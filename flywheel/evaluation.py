@@ -215,6 +215,8 @@ class ModelVersionRef:
 def model_version(home: FlywheelHome, version: str, path: str | Path | None = None) -> ModelVersionRef:
     """A complete model version folder (never a hidden temp folder of an interrupted run)."""
     folder = Path(path) if path else home.model(version)
+    if not folder.is_absolute():
+        folder = home.root / folder
     if folder.name.startswith(".") or folder.name.endswith(".tmp"):
         raise AdapterLoadError(f"{folder}: a temporary folder of an unfinished training run, not a model version")
     manifest_path = folder / "manifest.json"
@@ -240,8 +242,19 @@ def candidate_pointer(home: FlywheelHome) -> ModelVersionRef:
     return model_version(home, version, data.get("path"))
 
 
-def check_adapter_files(folder: Path) -> None:
-    """Fail with the file's name when the adapter config or weights are missing or unreadable."""
+def check_adapter_files(folder: Path, manifest: dict[str, Any] | None = None) -> None:
+    """Fail with the file's name when the adapter config or weights are missing, unreadable, or differ
+    from the sha256 the manifest recorded for them (`files`: {name: sha256})."""
+    for name, expected in ((manifest or {}).get("files") or {}).items():
+        path = folder / name
+        if not path.exists():
+            raise AdapterLoadError(f"{path}: listed in the manifest but missing")
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            raise AdapterLoadError(f"{path}: corrupted (sha256 {digest.hexdigest()[:12]}... does not match the manifest)")
     config = folder / "adapter_config.json"
     if not config.exists():
         raise AdapterLoadError(f"{config}: adapter config missing")
@@ -271,7 +284,7 @@ def load_adapter_model(ref: ModelVersionRef, home: FlywheelHome) -> tuple[PreTra
 
     from flywheel.base_model import load_base
 
-    check_adapter_files(ref.path)
+    check_adapter_files(ref.path, ref.manifest)
     model, tokenizer = load_base(ref.base_model, home)
     try:
         model = PeftModel.from_pretrained(model, str(ref.path))
@@ -677,4 +690,5 @@ def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str
     registry.record_evaluation(db_url, s, outcome.decision.passed)
     rows = registry.score_history(db_url, s["eval_set_version"])
     registry.plot_score_history(rows, outcome.report_dir / "score_history.png")
+    registry.plot_score_history(rows, home.reports() / "score_history.png")
     return outcome

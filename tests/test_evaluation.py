@@ -35,6 +35,7 @@ from flywheel.evaluation import (
     EvalItem,
     candidate_pointer,
     champion_answers,
+    check_adapter_files,
     eval_items,
     eval_set_hash,
     find_eval_leaks,
@@ -42,6 +43,7 @@ from flywheel.evaluation import (
     generate_answers,
     load_adapter_model,
     load_eval_set,
+    make_judge,
     model_version,
     score_answers,
 )
@@ -242,6 +244,23 @@ def test_corrupt_adapter_fails_naming_the_file(adapters: dict[str, Path], tmp_pa
         load_adapter_model(candidate_pointer(home), home)
 
 
+def test_adapter_differing_from_manifest_checksum_is_refused(adapters: dict[str, Path], tmp_path: Path) -> None:
+    import hashlib
+
+    home = FlywheelHome(tmp_path / "home")
+    target = install_model(home, "vsum", adapters["better"])
+    weights = target / "adapter_model.safetensors"
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["files"] = {"adapter_model.safetensors": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    write_json(manifest, target / "manifest.json")
+    check_adapter_files(target, manifest)  # intact
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # a flipped byte in the tensor data still parses as safetensors
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AdapterLoadError, match=r"adapter_model.safetensors: corrupted \(sha256"):
+        load_adapter_model(candidate_pointer(home), home)
+
+
 def test_hidden_temp_folder_is_never_a_model_version(adapters: dict[str, Path], tmp_path: Path) -> None:
     home = FlywheelHome(tmp_path / "home")
     tmp = home.model(".v9.abc.tmp")
@@ -320,6 +339,23 @@ def test_judge_scores_through_openai_compatible_endpoint(judge_server: tuple[str
     assert scores["judge"][2] != scores["judge"][2]  # NaN: the reply held no grade
     assert seen[0]["auth"] == "Bearer sekret" and seen[0]["body"]["model"] == "judge-model"
     assert "Answers must be yes." in seen[0]["body"]["messages"][0]["content"]
+
+
+def test_make_judge_from_project_config(judge_server: tuple[str, list[dict]], project_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel.config import load_project
+
+    url, seen = judge_server
+    (project_dir / "flywheel.yaml").write_text(yaml.safe_dump(
+        {"evaluation": {"metrics": ["judge"], "primary_metric": "judge",
+                        "judge": {"base_url": url, "model": "local-judge", "api_key_env": "MY_JUDGE_KEY"}}}))
+    monkeypatch.setenv("MY_JUDGE_KEY", "k123")
+    judge = make_judge(load_project(project_dir))
+    assert judge is not None
+    with judge:
+        assert judge.score("q", "yes", "yes") == 1.0
+    assert seen[-1]["auth"] == "Bearer k123"
+    assert "A perfect answer is correct" in seen[-1]["body"]["messages"][0]["content"]  # the project's rubric
 
 
 def test_judge_endpoint_failure_is_a_clear_error() -> None:
