@@ -15,6 +15,7 @@ Blank lines are not rows: JSONL readers skip them, so they are counted apart (`b
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -74,6 +75,7 @@ _ONE_US = timedelta(microseconds=1)
 _MIN_TS_US = 0
 _MAX_TS_US = int((datetime(2100, 1, 1, tzinfo=UTC) - _EPOCH) / _ONE_US)
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_METADATA_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 # --- timestamps ------------------------------------------------------------------------------------
@@ -400,7 +402,7 @@ def validate_interaction(obj: dict[str, Any], max_chars: int) -> tuple[Any, ...]
     if metadata is None:
         metadata_json = "{}"
     elif isinstance(metadata, dict):
-        metadata_json = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        metadata_json = _METADATA_ENCODER.encode(metadata)
         if len(metadata_json) > max_chars:
             raise RowError("huge_field", f"metadata: {len(metadata_json)} characters > {max_chars}")
     else:
@@ -548,6 +550,18 @@ def ingest_interactions(
     runs. Memory stays bounded: rows go through in batches of `batch_rows` / `batch_chars`.
     """
     files = list(landing_files(home, INTERACTIONS, day) if files is None else files)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived acyclic objects: the cyclic GC would rescan them over and over
+    try:
+        return _ingest(home, day, config, files, batch_rows, batch_chars)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _ingest(
+    home: FlywheelHome, day: str, config: CaptureConfig, files: list[Path], batch_rows: int, batch_chars: int
+) -> IngestReport:
     report = IngestReport(day=day, files=len(files))
     redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
     max_chars = config.max_field_chars

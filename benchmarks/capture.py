@@ -1,0 +1,203 @@
+"""Capture stage throughput and memory against DuckDB's bare read_json -> Parquet of the same files.
+
+    .venv/bin/python benchmarks/capture.py --events 1000000 [--pii-compare]
+
+Generates one day of realistic traffic with the capture SDK (real instructions and answers from the
+Alpaca sample in ../shared/datasets, PII in some rows, sessions with resubmissions, feedback events,
+a few broken lines, several landing files), then runs, each in its own subprocess so that peak RSS
+(ru_maxrss) is measured per side:
+- capture: `ingest_interactions` + `compute_signals`, the functions the Dagster assets call;
+- baseline: DuckDB `read_json` of the same interaction and feedback files written to Parquet.
+`--pii-compare` also times presidio-analyzer's pattern recognizers (if installed) against
+`flywheel.pii` on the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from flywheel.capture import FEEDBACK, INTERACTIONS, CaptureWriter, ingest_interactions, landing_files  # noqa: E402
+from flywheel.config import CaptureConfig  # noqa: E402
+from flywheel.signals import compute_signals  # noqa: E402
+from flywheel.storage import FlywheelHome  # noqa: E402
+
+DATASET = REPO.parent / "shared" / "datasets" / "alpaca_llamafactory_demo.json"
+DAY = "2026-01-05"
+SYSTEM = "You are a helpful assistant for Acme Corp. Answer briefly and politely."
+PII = ["jane.doe@example.com", "+1 415-555-0134", "4111 1111 1111 1111", "sk-proj-abcdefghijklmnop1234567890",
+       "192.168.10.24", "password=hunter2hunter2", "(030) 1234 5678"]  # fmt: skip
+
+
+def generate(home: FlywheelHome, events: int, seed: int = 0) -> dict[str, int]:
+    """One day of traffic: `events` interactions in files of <= 100k rows, feedback, bad lines."""
+    rows = json.loads(DATASET.read_text(encoding="utf-8"))
+    rng = random.Random(seed)
+    start = 1767571200.0  # 2026-01-05T00:00:00Z
+    step = 86_000.0 / max(events, 1)
+    counts = {"interactions": 0, "feedback": 0, "resubmissions": 0, "pii_rows": 0, "bad_lines": 0}
+    with CaptureWriter(home, max_records=100_000, max_bytes=1 << 30, max_age_s=1e9) as writer:
+        i = 0
+        while i < events:
+            row = rng.choice(rows)
+            prompt = f"{row['instruction']}\n{row['input']}".strip() + f" (ticket {rng.randrange(10**6)})"
+            if rng.random() < 0.05:
+                prompt += f" Contact: {rng.choice(PII)}"
+                counts["pii_rows"] += 1
+            session = f"sess-{rng.randrange(events // 4 + 1)}"
+            ts = start + i * step
+            iid = writer.log_interaction(
+                [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                row["output"], session_id=session, user_id=f"user-{rng.randrange(5000)}", model_version="m-2026-01",
+                latency_ms=rng.uniform(50, 2000), confidence=rng.random(), metadata={"app": "web", "lang": "en"}, ts=ts,
+            )  # fmt: skip
+            i += 1
+            r = rng.random()
+            if r < 0.05 and i < events:  # the user tries again with a slightly different wording
+                writer.log_interaction(
+                    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt + " please!"}],
+                    row["output"], session_id=session, user_id="user-r", model_version="m-2026-01",
+                    latency_ms=120.0, ts=ts + rng.uniform(5, 100),
+                )  # fmt: skip
+                counts["resubmissions"] += 1
+                i += 1
+            elif r < 0.35:
+                kind = rng.choice(["copy", "copy", "thumbs_up", "thumbs_down", "correction", "resubmit"])
+                text = f"Better answer: {row['output'][:200]}" if kind == "correction" else None
+                writer.log_feedback(iid, kind, text=text, ts=ts + 30)
+                counts["feedback"] += 1
+    bad = [b"{broken json", b'{"interaction_id": 5}', b"\xff\xfe not utf-8", b'{"interaction_id": "x", "ts": "soon"}']
+    with open(home.landing(INTERACTIONS, DAY) / "zz-bad-lines.jsonl", "wb") as fh:
+        for k in range(max(events // 1000, 4)):
+            fh.write(bad[k % len(bad)] + b"\n")
+            counts["bad_lines"] += 1
+    counts["interactions"] = i
+    return counts
+
+
+def run_capture(home: FlywheelHome) -> dict[str, object]:
+    config = CaptureConfig()
+    t0 = time.perf_counter()
+    ingest = ingest_interactions(home, DAY, config)
+    t1 = time.perf_counter()
+    signals = compute_signals(home, DAY, config)
+    t2 = time.perf_counter()
+    return {
+        "seconds": t2 - t0, "ingest_s": t1 - t0, "signals_s": t2 - t1,
+        "rows_read": ingest.rows_read, "rows_accepted": ingest.rows_accepted, "rows_quarantined": ingest.rows_quarantined,
+        "pii_hits": dict(ingest.pii_hits), "signals": dict(signals.signals), "resubmissions": signals.resubmissions,
+    }  # fmt: skip
+
+
+def run_baseline(home: FlywheelHome, out: Path) -> dict[str, object]:
+    import duckdb
+
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    result = {}
+    for stream in (INTERACTIONS, FEEDBACK):
+        files = [str(p) for p in landing_files(home, stream, DAY)]
+        con.execute(
+            f"COPY (SELECT * FROM read_json({files!r}, format='newline_delimited', ignore_errors=true)) "
+            f"TO '{out / stream}.parquet' (FORMAT parquet, COMPRESSION zstd)"
+        )
+        result[f"{stream}_rows"] = con.execute(f"SELECT count(*) FROM '{out / stream}.parquet'").fetchone()[0]  # type: ignore[index]
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def _child(stage: str, home: str) -> None:
+    h = FlywheelHome(home)
+    result = run_capture(h) if stage == "capture" else run_baseline(h, Path(tempfile.mkdtemp(dir=home)))
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def _in_subprocess(stage: str, home: FlywheelHome) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", stage, "--home", str(home.root)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare_pii(n: int = 3000) -> None:
+    """flywheel.pii against presidio-analyzer's pattern recognizers on the same texts."""
+    from flywheel.pii import PiiRedactor
+
+    rows = json.loads(DATASET.read_text(encoding="utf-8"))
+    rng = random.Random(1)
+    texts = [f"{r['instruction']} {r['input']} {r['output']}" + (f" {rng.choice(PII)}" if rng.random() < 0.1 else "")
+             for r in (rng.choice(rows) for _ in range(n))]  # fmt: skip
+    mb = sum(len(t) for t in texts) / 1e6
+    import pyarrow as pa
+
+    t0 = time.perf_counter()
+    PiiRedactor().redact_array(pa.array(texts))
+    ours = time.perf_counter() - t0
+    print(f"flywheel.pii (RE2 prefilter + exact re): {n / ours:,.0f} texts/s ({mb / ours:.1f} MB/s)")
+    try:
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+        )  # fmt: skip
+    except ImportError:
+        print("presidio-analyzer not installed: `pip install presidio-analyzer` to compare")
+        return
+    t_load = time.perf_counter()
+    recognizers = [EmailRecognizer(), CreditCardRecognizer(), IpRecognizer(), PhoneRecognizer()]
+    load = time.perf_counter() - t_load
+    t0 = time.perf_counter()
+    for t in texts:
+        for rec in recognizers:
+            rec.analyze(t, rec.supported_entities, None)
+    theirs = time.perf_counter() - t0
+    print(f"presidio pattern recognizers (email, card, ip, phone; no secrets): {n / theirs:,.0f} texts/s "
+          f"({mb / theirs:.2f} MB/s), load {load:.1f}s -> {theirs / ours:.0f}x slower")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--pii-compare", action="store_true")
+    parser.add_argument("--child", choices=["capture", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.home)
+        return
+    with tempfile.TemporaryDirectory(prefix="flywheel-bench-") as tmp:
+        home = FlywheelHome(tmp)
+        t0 = time.perf_counter()
+        counts = generate(home, args.events)
+        files = landing_files(home, INTERACTIONS, DAY) + landing_files(home, FEEDBACK, DAY)
+        size = sum(p.stat().st_size for p in files) / 2**20
+        print(f"generated {counts} in {time.perf_counter() - t0:.1f}s: {len(files)} files, {size:,.0f} MiB")
+        base = _in_subprocess("baseline", home)
+        cap = _in_subprocess("capture", home)
+        n = counts["interactions"]
+        print(f"baseline  DuckDB read_json -> Parquet: {base['seconds']:.1f}s  {n / base['seconds']:,.0f} events/s  "
+              f"peak RSS {base['peak_rss_mib']:,.0f} MiB  rows {base['interactions_rows']}+{base['feedback_rows']}")  # fmt: skip
+        print(f"capture   ingest {cap['ingest_s']:.1f}s + signals {cap['signals_s']:.1f}s = {cap['seconds']:.1f}s  "
+              f"{n / cap['seconds']:,.0f} events/s  peak RSS {cap['peak_rss_mib']:,.0f} MiB")  # fmt: skip
+        print(f"          read {cap['rows_read']} accepted {cap['rows_accepted']} quarantined {cap['rows_quarantined']} "
+              f"pii {cap['pii_hits']} signals {cap['signals']} resubmissions {cap['resubmissions']}")  # fmt: skip
+        ratio = cap["seconds"] / base["seconds"]  # type: ignore[operator]
+        print(f"ratio capture/baseline: {ratio:.2f}x (target <= 5x); peak RSS target < 2048 MiB")
+    if args.pii_compare:
+        compare_pii()
+
+
+if __name__ == "__main__":
+    main()
