@@ -91,7 +91,8 @@ def load_eval_set(path: str | Path, max_tokens: int = 4096) -> EvalSetLoad:
     try:
         report = load_file(path, fmt="auto", max_tokens=max_tokens)
     except FormatFileError as exc:
-        raise EvalSetError(f"{path}: {exc}") from exc
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise EvalSetError(f"{message} (the fixed eval set needs 100-200 examples, each with a `slice`)") from exc
     rows: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
     seen: dict[str, int] = {}

@@ -462,8 +462,18 @@ def vllm_command(base: str, lora_name: str, adapter_path: str) -> str:
     return f"vllm serve {base} --enable-lora --lora-modules {lora_name}={adapter_path}"
 
 
-def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_name: str = "champion") -> dict[str, Any]:
-    """Write `models/champion.json` and `reports/serving.md` for the champion (or say there is none)."""
+def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_name: str | None = None) -> dict[str, Any]:
+    """Write `models/champion.json` and `reports/serving.md` for the champion (or say there is none).
+
+    `lora_name` is the model name clients request; by default the one of the previous export (so a
+    manual promotion or rollback keeps it), else `champion`."""
+    pointer = home.model("champion.json")
+    if lora_name is None:
+        try:
+            lora_name = json.loads(pointer.read_text(encoding="utf-8")).get("lora_name") if pointer.exists() else None
+        except ValueError:
+            lora_name = None
+        lora_name = lora_name or "champion"
     if record is None:
         info: dict[str, Any] = {"version": None}
         write_json(info, home.model("champion.json"))

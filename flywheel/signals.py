@@ -35,6 +35,7 @@ from flywheel.capture import (
     INTERACTIONS,
     QuarantineSink,
     RowError,
+    cyclic_gc_paused,
     day_start_us,
     decode_object,
     iter_landing_lines,
@@ -215,6 +216,11 @@ def compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, *, thre
     next day's first window of landing interactions. Invalid feedback rows of the day's own folder
     go to `quarantine/interaction_signals/<day>.parquet`.
     """
+    with cyclic_gc_paused():
+        return _compute_signals(home, day, config, threads)
+
+
+def _compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, threads: int | None) -> SignalsReport:
     report = SignalsReport(day=day)
     redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
     following = next_day(day)

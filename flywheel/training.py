@@ -287,6 +287,9 @@ def make_trainer(
         else [{**r, "seq_lengths": [len(r["input_ids"])]} for r in data.rows]
     )
     dataset = Dataset.from_list(rows)
+    model.config.use_cache = (
+        False  # with a KV cache transformers ignores the packed position ids (cross-example attention)
+    )
     peft_model = attach_lora(model, cfg)
     if cfg.gradient_checkpointing:
         peft_model.enable_input_require_grads()

@@ -254,3 +254,42 @@ def test_lora_adapter_asset_through_pipes(tmp_path: Path) -> None:
     assert len(meta["loss_curve"].value["points"]) >= 2
     assert "data:image/png;base64," in meta["loss_curve_plot"].value
     assert read_candidate(home)["version"] == version
+
+
+def test_packed_rows_train_like_separate_examples() -> None:
+    """Packing (per-row block-diagonal masks) and padding-free flattening give the same summed token
+    loss as running each example alone: no attention crosses an example boundary. (transformers only
+    derives the block mask from position ids without a KV cache: trl passes use_cache=False.)"""
+    import torch
+
+    from flywheel.base_model import build_tiny_model
+    from flywheel.training import PackedCollator
+    from flywheel.training_data import IGNORE_INDEX
+
+    tok = build_tiny_tokenizer()
+    model = build_tiny_model(tok).eval()
+    convs = [
+        [{"role": "user", "content": "q" * n}, {"role": "assistant", "content": "a" * (n + 3)}]
+        for n in (5, 17, 9)
+    ]
+    data = tokenize_examples(tok, convs, [1.0] * 3, max_length=128)
+
+    def summed_loss(batch: dict) -> float:
+        labels = batch["labels"]
+        with torch.no_grad():
+            logits = model(
+                input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+            ).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), -1)
+        target = labels[:, 1:]
+        keep = target != IGNORE_INDEX
+        return float(-logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum())
+
+    alone = sum(summed_loss(PackedCollator(tok.pad_token_id)([r])) for r in data.rows)
+    packed = pack_rows(data.rows, 96)
+    assert len(packed) < len(data.rows)
+    for padding_free in (False, True):
+        collate = PackedCollator(tok.pad_token_id, padding_free=padding_free, pad_to_multiple_of=8)
+        batch = collate(packed)
+        assert batch["real_tokens"] == sum(len(r["input_ids"]) for r in data.rows)
+        assert summed_loss(batch) == pytest.approx(alone, rel=1e-4)
