@@ -20,13 +20,14 @@ def _ask(w: CaptureWriter, ts: str) -> None:
                       model_version="m", latency_ms=1.0, ts=ts)  # fmt: skip
 
 
+_INSTANCE = dg.DagsterInstance.ephemeral()
+
+
 def _tick(home: FlywheelHome, cursor: str | None) -> dg.SensorResult:
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(
-            instance=instance, cursor=cursor,
-            resources={"flywheel": FlywheelResource(home_dir=str(home.root))},
-        )  # fmt: skip
-        return capture_landing_sensor(ctx)
+    ctx = dg.build_sensor_context(
+        instance=_INSTANCE, cursor=cursor, resources={"flywheel": FlywheelResource(home_dir=str(home.root))}
+    )
+    return capture_landing_sensor(ctx)
 
 
 def test_sensor_requests_changed_days_with_file_set_run_keys(home: FlywheelHome) -> None:
