@@ -130,6 +130,9 @@ def test_serving_export(tmp_path: Path) -> None:
     expected = f"vllm serve {home.model('base-tiny')} --enable-lora --lora-modules support-bot=/models/v1"
     assert info["vllm_command"] == expected
     assert expected in (home.reports() / "serving.md").read_text()
+    # a later export (manual promotion, rollback) keeps the name clients use
+    again = registry.write_serving_export(home, rec)
+    assert again["lora_name"] == "support-bot"
 
 
 def test_cli_list_promote_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
