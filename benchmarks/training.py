@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # both variants: no busy-waiting OpenMP threads on a shared CPU
 
 QWEN2_05B = {
     "hidden_size": 896,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
+
+# before torch loads OpenMP (see flywheel.training.main): no busy-waiting threads on a shared CPU
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import dagster as dg
 import pytest
