@@ -392,6 +392,113 @@ def models_history(
 
 
 # --- status and demo ----------------------------------------------------------------------------
+_PROJECT_OPT = typer.Option(None, "--project", help="folder holding flywheel.yaml (default: $FLYWHEEL_PROJECT or the cwd)")
+
+
+def _project_home_db(project: Path | None, home: Path | None, database_url: str | None) -> tuple:
+    """(ProjectConfig, FlywheelHome, database URL) from the options, else the environment, else defaults."""
+    import os
+
+    from flywheel.config import parse_project
+    from flywheel.storage import FlywheelHome
+
+    folder = project or Path(os.environ.get("FLYWHEEL_PROJECT") or ".")
+    try:
+        cfg = load_project(folder) if (folder / "flywheel.yaml").exists() or folder.suffix in (".yaml", ".yml") \
+            else parse_project({}, source=f"{folder} (no flywheel.yaml: defaults)", root=folder.resolve())
+    except ConfigError as exc:
+        fail(str(exc))
+    fw_home = FlywheelHome(home) if home else FlywheelHome.from_env()
+    return cfg, fw_home, database_url or fw_home.database_url()
+
+
+@app.command()
+def status(project: Path | None = _PROJECT_OPT, home: Path | None = _HOME_OPT, database_url: str | None = _DB_OPT) -> None:
+    """One screen: last captured day, pending review batches, latest dataset, champion, score history, next step."""
+    from flywheel.status import collect_status, render_status
+
+    cfg, fw_home, url = _project_home_db(project, home, database_url)
+    console.print(render_status(collect_status(cfg, fw_home, url)))
+
+
+@app.command()
+def demo(
+    small: bool = typer.Option(False, help="a reduced scenario (fewer rows, two cycles): about a minute"),
+    keep: bool = typer.Option(False, help="keep the previous demo state instead of starting clean"),
+) -> None:
+    """Run the deterministic demo: simulated traffic -> capture -> labeling -> simulated review -> dataset
+    -> retrain -> evaluation -> gate -> promotion, over several cycles, through the real Dagster jobs on
+    the instance in $DAGSTER_HOME. Writes $FLYWHEEL_HOME/reports/demo.md."""
+    import os
+
+    from rich.table import Table
+
+    from flywheel.demo import DEMO_PROJECT_DIR, DemoError, run_demo, summary_rows
+    from flywheel.demo_scenario import FULL, SMALL
+    from flywheel.storage import FlywheelHome
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():  # SQLite storage in DAGSTER_HOME, no telemetry
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    fw_home = FlywheelHome.from_env()
+    project_dir = fw_home.path(DEMO_PROJECT_DIR)
+    # the jobs read the project and home from the environment, exactly as `make ui` will
+    os.environ["FLYWHEEL_HOME"] = str(fw_home.root)
+    os.environ["FLYWHEEL_PROJECT"] = str(project_dir)
+    os.environ.pop("FLYWHEEL_DATABASE_URL", None)  # the demo keeps its state in the home's SQLite file
+    from jobs.runner import InstanceJobRunner  # imports Dagster: only here, never in the library
+
+    runner = InstanceJobRunner(quiet=True)
+    console.print(f"flywheel demo: Dagster instance {os.environ['DAGSTER_HOME']}, data {fw_home.root}")
+    try:
+        with console.status("starting", spinner="dots") as spinner:
+            def say(msg: str) -> None:
+                console.log(msg)
+                spinner.update(msg)
+
+            result = run_demo(runner, fw_home, size=SMALL if small else FULL, keep=keep, say=say)
+    except (DemoError, RuntimeError) as exc:
+        fail(str(exc), code=1)
+    rows = summary_rows(result.cycles)
+    table = Table(title=f"flywheel demo: {len(rows)} cycles in {result.seconds:.0f} s (chrF on the fixed eval set)")
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        style = "green" if r["outcome"] == "promoted" else "red"
+        table.add_row(*[r[c] for c in rows[0]], style=style)
+    console.print(table)
+    console.print(f"report: {result.report}\nproject: {result.project_dir}\n"
+                  f"next: `make ui` (runs, lineage, checks) and `FLYWHEEL_PROJECT={result.project_dir} flywheel status`")
+
+
+@app.command()
+def backfill(
+    step: str = typer.Argument(..., help="capture (daily partitions) or labeling (weekly, Monday keys)"),
+    start: str = typer.Option(..., "--from", help="first day YYYY-MM-DD"),
+    end: str = typer.Option(..., "--to", help="last day YYYY-MM-DD (inclusive)"),
+) -> None:
+    """Run a job's partitions one by one through the Dagster instance ($DAGSTER_HOME), oldest first.
+    The same as `dagster job backfill -j daily_capture --partitions ...` or a backfill from the UI."""
+    from jobs.runner import BACKFILL_JOBS, InstanceJobRunner, partition_keys
+
+    if step not in BACKFILL_JOBS:
+        fail(f"unknown step {step!r}; expected one of {sorted(BACKFILL_JOBS)}")
+    try:
+        keys = partition_keys(step, start, end)
+    except ValueError as exc:
+        fail(str(exc))
+    runner = InstanceJobRunner()
+    failed = 0
+    for key in keys:
+        outcome = runner.run(BACKFILL_JOBS[step], partition_key=key, tags={"flywheel/trigger": "backfill"})
+        failed += not outcome.success
+        mark = "[green]ok[/]" if outcome.success else "[red]failed[/]"
+        console.print(f"{BACKFILL_JOBS[step]} {key}: {mark} run {outcome.run_id}")
+    if failed:
+        fail(f"{failed} of {len(keys)} partitions failed", code=1)
+
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ class BatchStatus:
 class DatasetStatus:
     version: str
     created: str | None
-    counts: dict[str, Any]
-    checks: dict[str, Any]
+    counts: dict[str, Any]  # train / input / dropped rows and training rows by source
+    checks: dict[str, Any]  # rule name -> {passed, blocking, message} (the dataset's quality rules)
 
 
 @dataclass
@@ -130,7 +130,11 @@ def dataset_status(home: FlywheelHome) -> DatasetStatus | None:
     version = latest.read_text(encoding="utf-8").strip()
     manifest_path = home.dataset(version) / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    return DatasetStatus(version, manifest.get("created"), manifest.get("counts") or {}, manifest.get("checks") or {})
+    counts = manifest.get("counts") or {}
+    shown = {k: counts[k] for k in ("train", "input", "dropped") if k in counts}
+    shown.update({f"{k}": v for k, v in (counts.get("by_source") or {}).items()})
+    checks = {r["name"]: r for r in manifest.get("rules") or [] if "name" in r}
+    return DatasetStatus(version, manifest.get("created"), shown, checks)
 
 
 # --- models ----------------------------------------------------------------------------------
