@@ -455,6 +455,10 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     assert rejected.status == registry.REJECTED and rejected.gate_reasons
     summary = json.loads((home.reports() / "evaluations" / "v-worse" / "summary.json").read_text())
     assert summary["champion"] == "v-better" and summary["overall"]["chrf"]["diff"] < 0
+    meta = next(e for e in r.get_asset_materialization_events()
+                if e.asset_key == dg.AssetKey("candidate_evaluation")).materialization.metadata
+    assert "| slice | input | reference | candidate | champion |" in meta["worst_regressions"].value
+    assert meta["gate_passed"].value is False and "**overall**" in meta["scores"].value
 
     # cycle 3: the same worse model trained on data holding an eval item is refused for the leak too;
     # the champion's answers come from the cache
