@@ -19,8 +19,9 @@ Why not Presidio: presidio-analyzer's pattern recognizers cover most of the same
 keys), but each recognizer runs per text in Python, and the package pulls in spaCy (plus, for its
 AnalyzerEngine, a spaCy language model to download). Measured with `benchmarks/capture.py
 --pii-compare` on the same 3,000 Alpaca texts (10% with PII), on 2 CPU cores: presidio's email,
-card, IP and phone recognizers ran ~540 texts/s, this module ~26,000 texts/s (~50x faster) with
-secrets included. At 3 texts per event, presidio alone would take about 1.5 hours per million events.
+card, IP and phone recognizers ran 430-540 texts/s, this module 26,000-53,000 texts/s (50-120x
+faster) with secrets included. At 3 texts per event, presidio alone would need about 2 hours per
+million events; the whole capture stage here takes about a minute.
 """
 
 from __future__ import annotations

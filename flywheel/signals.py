@@ -91,8 +91,10 @@ class SignalsReport:
 def validate_feedback(obj: dict[str, Any], max_chars: int) -> tuple[str, int, str, str | None]:
     """(interaction_id, ts in epoch us, kind, text) of one feedback record, or RowError."""
     iid = obj.get("interaction_id")
-    if not isinstance(iid, str) or not iid.strip():
-        raise RowError("missing_id" if iid is None or iid == "" else "wrong_type", "interaction_id: missing or not a string")
+    if iid is None or (isinstance(iid, str) and not iid.strip()):
+        raise RowError("missing_id", "interaction_id: missing or empty")
+    if not isinstance(iid, str):
+        raise RowError("wrong_type", f"interaction_id: expected a string, got {type(iid).__name__}")
     ts_us = parse_ts_us(obj.get("ts"))
     kind = obj.get("kind")
     if kind not in FEEDBACK_KINDS:
