@@ -178,8 +178,17 @@ def duckdb_connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 _ENGINES: dict[str, sa.Engine] = {}
 
 
+def normalize_database_url(url: str) -> str:
+    """Plain `postgresql://` / `postgres://` URLs use psycopg2 (the driver flywheel installs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
 def sql_engine(url: str) -> sa.Engine:
     """A cached SQLAlchemy engine for the decision store and the model registry."""
+    url = normalize_database_url(url)
     engine = _ENGINES.get(url)
     if engine is None:
         if url.startswith("sqlite"):
