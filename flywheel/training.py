@@ -287,9 +287,8 @@ def make_trainer(
         else [{**r, "seq_lengths": [len(r["input_ids"])]} for r in data.rows]
     )
     dataset = Dataset.from_list(rows)
-    model.config.use_cache = (
-        False  # with a KV cache transformers ignores the packed position ids (cross-example attention)
-    )
+    # with a KV cache transformers ignores packed position ids, and examples would attend to each other
+    model.config.use_cache = False
     peft_model = attach_lora(model, cfg)
     if cfg.gradient_checkpointing:
         peft_model.enable_input_require_grads()
