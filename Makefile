@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv demo test ui lint chromium postgres clean
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,9 @@ import sqlalchemy as sa
 
 from flywheel.project import init_project
 from flywheel.storage import FlywheelHome
+
+# torch on a shared 2-core machine: busy-waiting OpenMP threads slow training ~10x
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 PG_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
