@@ -1,5 +1,7 @@
 """Asset jobs: daily_capture, weekly_labeling, retrain."""
 
+import json
+
 import dagster as dg
 
 from assets.partitions import daily_partitions, weekly_partitions
@@ -25,10 +27,32 @@ reviewed_examples_job = dg.define_asset_job(
     description="Turn a completed review batch into training examples.",
 )
 
+# The GPU request of a retrain run, read by the K8s run launcher (dagster-k8s) from the run's tags:
+# the run pod gets one GPU, so the training subprocess (Dagster Pipes) runs on it. Ignored when runs
+# execute locally (`dagster dev`, `flywheel demo`). See docs/deploy.md to change it.
+RETRAIN_RUN_TAGS: dict[str, str] = {
+    "dagster-k8s/config": json.dumps(
+        {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                    "limits": {"memory": "64Gi", "nvidia.com/gpu": "1"},
+                }
+            },
+            "pod_spec_config": {
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+        sort_keys=True,
+    ),
+    "flywheel/gpu": "1",
+}
+
 retrain = dg.define_asset_job(
     "retrain",
     selection=dg.AssetSelection.groups("dataset", "training", "evaluation"),
     description="Dataset -> LoRA adapter -> evaluation on the fixed set -> gate -> promotion.",
+    tags=RETRAIN_RUN_TAGS,
 )
 
 ALL_JOBS = [daily_capture, weekly_labeling, reviewed_examples_job, retrain]
