@@ -133,3 +133,76 @@ def test_run_failure_alert_without_webhook_only_logs(resource: FlywheelResource,
     ).for_run_failure()
     run_failure_alert(context)
     assert received == []
+
+
+def _land_days(home: FlywheelHome, days: list[str]) -> None:
+    from flywheel.capture import CaptureWriter
+    from flywheel.demo_scenario import SMALL, simulate_traffic
+
+    with CaptureWriter(home) as writer:
+        for day in days:
+            for it in simulate_traffic(day, SMALL, skill=0.4, model_version="m1"):
+                writer.log_interaction([{"role": "user", "content": it.text}], it.output, session_id=it.session_id,
+                                       user_id=it.user_id, model_version="m1", latency_ms=it.latency_ms,
+                                       confidence=it.confidence, interaction_id=it.interaction_id, ts=it.ts)
+                for fb in it.feedback:
+                    writer.log_feedback(fb["interaction_id"], fb["kind"], text=fb.get("text"), ts=fb["ts"])
+
+
+def test_backfill_equals_one_by_one_runs(tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`flywheel backfill capture --from --to` through a persistent instance writes the same Parquet
+    files as running each day's partition on its own."""
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+    from jobs.runner import InstanceJobRunner
+
+    days = ["2026-10-26", "2026-10-27", "2026-10-28"]
+    one_by_one = FlywheelHome(tmp_path / "one_by_one")
+    backfilled = FlywheelHome(tmp_path / "backfilled")
+    for home in (one_by_one, backfilled):
+        _land_days(home, days)
+    monkeypatch.setenv("FLYWHEEL_PROJECT", str(project_dir))
+    monkeypatch.delenv("FLYWHEEL_DATABASE_URL", raising=False)
+
+    instance = dg.DagsterInstance.ephemeral()
+    runner = InstanceJobRunner(instance, FlywheelResource(project_dir=str(project_dir), home_dir=str(one_by_one.root)))
+    for day in reversed(days):  # any order: every partition reads and writes only its own files
+        assert runner.run("daily_capture", partition_key=day).success
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    monkeypatch.setenv("FLYWHEEL_HOME", str(backfilled.root))
+    result = CliRunner().invoke(app, ["backfill", "capture", "--from", days[0], "--to", days[-1]])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok run ") == len(days)
+    with dg.DagsterInstance.get() as persistent:
+        runs = persistent.get_runs(dg.RunsFilter(job_name="daily_capture"))
+        assert sorted(r.tags["dagster/partition"] for r in runs) == days
+        assert all(r.tags["flywheel/trigger"] == "backfill" for r in runs)
+
+    for asset in ("interactions", "interaction_signals"):
+        for day in days:
+            a = pq.read_table(one_by_one.warehouse(asset, day))
+            b = pq.read_table(backfilled.warehouse(asset, day))
+            assert a.num_rows > 0 and a.equals(b), f"{asset} {day} differs"
+
+
+def test_backfill_rejects_a_bad_range() -> None:
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    result = CliRunner().invoke(app, ["backfill", "capture", "--from", "2026-11-02", "--to", "2026-11-01"])
+    assert result.exit_code == 2 and "is before" in result.output
+    result = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2026-11-01", "--to", "2026-11-01"])
+    assert result.exit_code == 2 and "unknown step" in result.output
+
+
+def test_weekly_partition_keys() -> None:
+    from jobs.runner import partition_keys
+
+    assert partition_keys("labeling", "2026-10-28", "2026-11-09") == ["2026-10-26", "2026-11-02", "2026-11-09"]
+    assert partition_keys("capture", "2026-10-31", "2026-11-02") == ["2026-10-31", "2026-11-01", "2026-11-02"]
