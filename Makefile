@@ -25,6 +25,10 @@ chromium:
 postgres:
 	@bash scripts/ensure-postgres
 
+# the demo writes its project into $(FLYWHEEL_HOME)/demo-project; `make ui` opens the same project
+DEMO_PROJECT := $(FLYWHEEL_HOME)/demo-project
+export FLYWHEEL_PROJECT ?= $(DEMO_PROJECT)
+
 demo: venv
 	@mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/flywheel demo
@@ -34,6 +38,7 @@ test: venv chromium postgres
 
 ui: venv
 	@mkdir -p $(DAGSTER_HOME)
+	@test -d $(FLYWHEEL_PROJECT) || echo "note: $(FLYWHEEL_PROJECT) does not exist yet; run \`make demo\` first (or set FLYWHEEL_PROJECT)"
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 lint: venv

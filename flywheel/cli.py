@@ -5,6 +5,8 @@ Each domain's commands live in their own section below and call one library func
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -421,6 +423,33 @@ def status(project: Path | None = _PROJECT_OPT, home: Path | None = _HOME_OPT, d
     console.print(render_status(collect_status(cfg, fw_home, url)))
 
 
+@contextmanager
+def _output_to(log_path: Path) -> Iterator[Console]:
+    """Send this process's stdout/stderr (file descriptors 1 and 2, so subprocesses too) to `log_path`;
+    yields a Console that still writes to the terminal."""
+    import os
+    import sys
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    terminal = Console(file=os.fdopen(os.dup(saved_out), "w"), force_terminal=console.is_terminal)
+    with log_path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            terminal.file.flush()
+
+
 @app.command()
 def demo(
     small: bool = typer.Option(False, help="a reduced scenario (fewer rows, two cycles): about a minute"),
@@ -433,7 +462,7 @@ def demo(
 
     from rich.table import Table
 
-    from flywheel.demo import DEMO_PROJECT_DIR, DemoError, run_demo, summary_rows
+    from flywheel.demo import DEMO_PROJECT_DIR, DemoError, reset_home, run_demo, summary_rows
     from flywheel.demo_scenario import FULL, SMALL
     from flywheel.storage import FlywheelHome
 
@@ -451,23 +480,32 @@ def demo(
     from jobs.runner import InstanceJobRunner  # imports Dagster: only here, never in the library
 
     runner = InstanceJobRunner(quiet=True)
-    console.print(f"flywheel demo: Dagster instance {os.environ['DAGSTER_HOME']}, data {fw_home.root}")
     try:
-        with console.status("starting", spinner="dots") as spinner:
+        if not keep:
+            reset_home(fw_home)
+    except RuntimeError as exc:
+        fail(str(exc), code=1)
+    log_path = fw_home.reports() / "demo.log"
+    console.print(f"flywheel demo: Dagster instance {os.environ['DAGSTER_HOME']}, data {fw_home.root}, "
+                  f"run logs in {log_path}")
+    try:
+        # the runs' and the training subprocesses' output goes to the log; the progress to the terminal
+        with _output_to(log_path) as terminal, terminal.status("starting", spinner="dots") as spinner:
             def say(msg: str) -> None:
-                console.log(msg)
+                terminal.log(msg)
                 spinner.update(msg)
 
-            result = run_demo(runner, fw_home, size=SMALL if small else FULL, keep=keep, say=say)
-    except (DemoError, RuntimeError) as exc:
-        fail(str(exc), code=1)
+            result = run_demo(runner, fw_home, size=SMALL if small else FULL, keep=True, say=say)
+    except DemoError as exc:
+        fail(f"{exc} (see {log_path})", code=1)
     rows = summary_rows(result.cycles)
     table = Table(title=f"flywheel demo: {len(rows)} cycles in {result.seconds:.0f} s (chrF on the fixed eval set)")
     for col in rows[0]:
         table.add_column(col, overflow="fold")
     for r in rows:
         style = "green" if r["outcome"] == "promoted" else "red"
-        table.add_row(*[r[c] for c in rows[0]], style=style)
+        cells = {**r, "outcome": r["outcome"].split("; ")[0][:100]}  # the full reason is in the report
+        table.add_row(*[cells[c] for c in rows[0]], style=style)
     console.print(table)
     console.print(f"report: {result.report}\nproject: {result.project_dir}\n"
                   f"next: `make ui` (runs, lineage, checks) and `FLYWHEEL_PROJECT={result.project_dir} flywheel status`")

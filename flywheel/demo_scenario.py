@@ -286,8 +286,14 @@ def simulate_traffic(day: str, size: ScenarioSize, skill: float, model_version: 
     for k, sec in enumerate(seconds):
         intent = rng.choice(INTENTS) if rng.random() > 0.04 else "out_of_scope"
         base = rng.choice(CORES[intent]) if intent != "out_of_scope" else rng.choice(OUT_OF_SCOPE)
-        messy = rng.random() < 0.75
-        text = messify(rng.choice(MESSY_OPENERS).format(c=base), rng) if messy else rng.choice(CLEAN_OPENERS).format(c=base)
+        roll = rng.random()
+        messy = roll < 0.75
+        if intent != "out_of_scope" and roll < 0.15:  # shouting, order numbers, e-mail addresses, one word
+            text = next(_edge_inputs(rng, intent))
+        elif messy:
+            text = messify(rng.choice(MESSY_OPENERS).format(c=base), rng)
+        else:
+            text = rng.choice(CLEAN_OPENERS).format(c=base)
         if taken is not None and text.lower().strip() in taken:
             text = f"{text} thx"
         ts = start + timedelta(seconds=sec)
