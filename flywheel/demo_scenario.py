@@ -108,7 +108,7 @@ class ScenarioSize:
     broken_per_intent: int = 10
     eval_clean: int = 40
     eval_messy: int = 45
-    eval_edge: int = 25
+    eval_edge: int = 34
     traffic_days: int = 5
     traffic_per_day: int = 60
     batch_size: int = 80
@@ -116,7 +116,7 @@ class ScenarioSize:
 
 FULL = ScenarioSize()
 SMALL = ScenarioSize(seed_per_intent=3, synthetic_per_intent=4, broken_per_intent=8, eval_clean=40, eval_messy=40,
-                     eval_edge=20, traffic_days=3, traffic_per_day=40, batch_size=60)
+                     eval_edge=34, traffic_days=3, traffic_per_day=40, batch_size=60)
 
 
 def conversation(user: str, intent: str) -> list[dict[str, str]]:
