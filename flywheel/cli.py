@@ -498,14 +498,17 @@ def demo(
             result = run_demo(runner, fw_home, size=SMALL if small else FULL, keep=True, say=say)
     except DemoError as exc:
         fail(f"{exc} (see {log_path})", code=1)
-    rows = summary_rows(result.cycles)
-    table = Table(title=f"flywheel demo: {len(rows)} cycles in {result.seconds:.0f} s (chrF on the fixed eval set)")
-    for col in rows[0]:
+    table = Table(title=f"flywheel demo: {len(result.cycles)} cycles in {result.seconds:.0f} s "
+                        "(chrF on the fixed eval set; full reasons in the report)")
+    for col in ("cycle", "examples by source", "dataset", "overall", "clean", "messy", "edge", "outcome"):
         table.add_column(col, overflow="fold")
-    for r in rows:
-        style = "green" if r["outcome"] == "promoted" else "red"
-        cells = {**r, "outcome": r["outcome"].split("; ")[0][:100]}  # the full reason is in the report
-        table.add_row(*[cells[c] for c in rows[0]], style=style)
+    short = {"human": "human", "human_fixed": "fixed", "real": "real", "synthetic": "synth", "distilled": "distilled"}
+    for r in summary_rows(result.cycles):
+        cycle = result.cycles[len(table.rows)]
+        sources = " ".join(f"{short.get(k, k)} {v}" for k, v in sorted(cycle.by_source.items()))
+        outcome = "promoted" if cycle.promoted else "blocked: " + (cycle.blocked_reason or "").split(";")[0][:60]
+        table.add_row(r["cycle"], sources, (cycle.dataset_version or "-")[:8], r["overall"], r["clean"], r["messy"],
+                      r["edge_case"], outcome, style="green" if cycle.promoted else "red")
     console.print(table)
     console.print(f"report: {result.report}\nproject: {result.project_dir}\n"
                   f"next: `make ui` (runs, lineage, checks) and `FLYWHEEL_PROJECT={result.project_dir} flywheel status`")

@@ -260,7 +260,7 @@ def render_status(st: FlywheelStatus) -> Any:
     else:
         d = st.dataset
         counts = ", ".join(f"{k} {v}" for k, v in d.counts.items() if not isinstance(v, dict)) or "-"
-        checks = ", ".join(f"{k}: {'[green]ok[/]' if _passed(v) else '[red]failed[/]'}" for k, v in d.checks.items()) or "-"
+        checks = ", ".join(f"{k}: {_check_mark(v)}" for k, v in d.checks.items()) or "-"
         parts.append(Panel(f"version [bold]{d.version}[/] ({d.created or '?'})\ncounts: {counts}\nchecks: {checks}",
                            title="latest dataset"))
 
@@ -292,6 +292,13 @@ def render_status(st: FlywheelStatus) -> Any:
         parts.append(Panel(f"[bold]{nxt.name}[/] at {nxt.at:%Y-%m-%d %H:%M} UTC: {nxt.what}\nthen: {later}",
                            title="next scheduled step"))
     return Group(*parts)
+
+
+def _check_mark(value: Any) -> str:
+    if _passed(value):
+        return "[green]ok[/]"
+    blocking = value.get("blocking", True) if isinstance(value, dict) else True
+    return "[red]failed[/]" if blocking else "[yellow]warn[/]"
 
 
 def _passed(value: Any) -> bool:
