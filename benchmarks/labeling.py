@@ -1,7 +1,7 @@
 """Batch selection speed: `select_batch` with rapidfuzz near-duplicate collapsing vs exact-key only (baseline).
 
 Prints seconds per run for a week of N interactions (20 % negative, 5 % corrections, 10 % low confidence).
-Usage: python benchmarks/labeling_selection.py [N ...]
+Usage: python benchmarks/labeling.py [N ...]
 """
 
 from __future__ import annotations
