@@ -5,6 +5,7 @@ Each domain's commands live in their own section below and call one library func
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,8 @@ models_app = typer.Typer(help="The model registry: list, promote, roll back.", n
 app.add_typer(labeling_app, name="labeling")
 app.add_typer(models_app, name="models")
 
-console = Console()
+# piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80-column default
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 

@@ -546,8 +546,8 @@ class ConflictStep(Step):
 
 
 # --- 5. decontamination ----------------------------------------------------------------------------
-def _conversation_words(messages: Sequence[dict[str, str]]) -> list[str]:
-    return _WORD.findall(" ".join(m["content"] for m in messages if m["role"] != "system").lower())
+def _conversation_words(messages: Sequence[dict[str, str]], roles: tuple[str, ...] = ("user", "assistant", "tool")) -> list[str]:
+    return _WORD.findall(" ".join(m["content"] for m in messages if m["role"] in roles).lower())
 
 
 def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
@@ -568,7 +568,11 @@ def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
 def contamination(rows: Sequence[dict[str, Any]], eval_rows: Sequence[dict[str, Any]], cfg: CurationConfig,
                   hasher: MinHasher, signatures: np.ndarray | None = None) -> dict[int, tuple[str, str]]:
     """Rows sharing a word n-gram (`decontamination_ngram`, normalized) or a near-duplicate input
-    (estimated Jaccard >= near_duplicate_threshold) with any eval item: {row index: (reason, detail)}."""
+    (estimated Jaccard >= near_duplicate_threshold) with any eval item: {row index: (reason, detail)}.
+
+    The n-grams are those of the eval items' inputs (user turns), looked for anywhere in a training
+    conversation: an eval question quoted in a training answer still leaks it, while a canned answer
+    that the task legitimately gives to many different questions does not."""
     n = cfg.decontamination_ngram
     found: dict[int, tuple[str, str]] = {}
     if not rows or not eval_rows:
@@ -576,7 +580,7 @@ def contamination(rows: Sequence[dict[str, Any]], eval_rows: Sequence[dict[str, 
     vocab: dict[str, int] = {}
     eval_keys: dict[int, str] = {}
     for e in eval_rows:
-        ids = np.array([vocab.setdefault(w, len(vocab) + 1) for w in _conversation_words(e["messages"])], dtype=np.int64)
+        ids = np.array([vocab.setdefault(w, len(vocab) + 1) for w in _conversation_words(e["messages"], ("user",))], dtype=np.int64)
         for k in _ngram_keys(ids, n).tolist():
             eval_keys.setdefault(k, e.get("example_id") or "")
     if eval_keys:

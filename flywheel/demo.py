@@ -97,10 +97,8 @@ def project_config(size: ScenarioSize, broken: bool = False) -> dict[str, Any]:
         "start_date": "2026-10-01",
         "labeling": {"batch_size": size.batch_size, "seed": 0},
         "sources": {"seed": ["seed.jsonl"], "synthetic": synthetic, "distilled": []},
-        # decontamination n-grams span the whole conversation and every answer here is a canned ~12-word
-        # sentence, so a 13-gram would match any same-intent row: 20 words still catch copied inputs
-        "curation": {"min_examples": 100, "target_examples": 150, "answer_max_chars": 80, "max_generator_share": 0.8,
-                     "review_sample_size": 10, "decontamination_ngram": 20},
+        "curation": {"min_examples": size.min_examples, "answer_max_chars": 80, "max_generator_share": 0.8,
+                     "review_sample_size": 10},
         "training": {
             "base_model": "tiny",
             "lora": {"r": 32, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear",

@@ -104,7 +104,7 @@ class ScenarioSize:
     """How big the scenario is: the full demo, or a reduced one for the end-to-end test."""
 
     seed_per_intent: int = 4
-    synthetic_per_intent: int = 6  # per generator
+    synthetic_per_intent: int = 10  # per generator
     broken_per_intent: int = 10
     eval_clean: int = 40
     eval_messy: int = 45
@@ -112,11 +112,13 @@ class ScenarioSize:
     traffic_days: int = 5
     traffic_per_day: int = 60
     batch_size: int = 80
+    min_examples: int = 200  # the guide's floor; the reduced test scenario lowers it
 
 
 FULL = ScenarioSize()
 SMALL = ScenarioSize(seed_per_intent=3, synthetic_per_intent=4, broken_per_intent=8, eval_clean=40, eval_messy=40,
-                     eval_edge=34, traffic_days=3, traffic_per_day=40, batch_size=60)
+                     eval_edge=34, traffic_days=3, traffic_per_day=40, batch_size=60,
+                     min_examples=100)
 
 
 def conversation(user: str, intent: str) -> list[dict[str, str]]:

@@ -220,6 +220,15 @@ def test_decontamination_ngram_and_near_duplicate_input() -> None:
     assert {d["reason"] for d in ctx.drops} == {"eval_ngram_overlap", "eval_near_duplicate_input"}
 
 
+def test_a_canned_answer_shared_with_an_eval_item_is_not_contamination() -> None:
+    canned = "To reset your password open Settings then Security then Reset password and follow the emailed link."
+    eval_rows = [ex("pwd reset pls", canned)]
+    other_question = ex("I forgot my password, what now?", canned)
+    ctx = CurationContext(CurationConfig(), eval_items=EvalItems(eval_rows))
+    kept, _ = run_steps([other_question], ctx, [DecontaminationStep()])
+    assert kept == [other_question] and ctx.drops == []
+
+
 def test_decontamination_without_eval_set_records_it() -> None:
     ctx = CurationContext(CurationConfig(), eval_items=EvalItems(None, "/x/current.parquet"))
     kept, _ = run_steps([ex("a", "b.")], ctx, [DecontaminationStep()])

@@ -82,13 +82,13 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     manifest = read_manifest(home, version)
     drops = pq.read_table(home.dataset(version) / "drops.parquet").to_pylist()
     reasons = {d["reason"] for d in drops}
-    assert {"exact_duplicate", "eval_ngram_overlap"} <= reasons
+    assert "exact_duplicate" in reasons and reasons & {"eval_ngram_overlap", "eval_near_duplicate_input"}
     assert sum(d["reason"] == "exact_duplicate" for d in drops) == 14
     assert manifest["counts"]["train"] + manifest["counts"]["dropped"] == manifest["counts"]["input"] == 999 + 4 + 1
     assert len((home.dataset(version) / "review_sample.jsonl").read_text().splitlines()) == 10
     assert mat.metadata["review_batch"].value == f"dataset-{version}"
     card = (home.dataset(version) / "card.md").read_text()
-    assert "eval_ngram_overlap" in card and manifest["content_hash"] in card
+    assert "eval_near_duplicate_input" in card and manifest["content_hash"] in card
     # same inputs, same version
     again = dg.materialize([dataset.training_dataset], resources=_resource(project_dir, home))
     assert again.asset_materializations_for_node("training_dataset")[0].metadata["version"].value == version
