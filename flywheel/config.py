@@ -5,6 +5,8 @@ A wrong key or value is refused with the file, the key and what was expected (`C
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,7 +191,10 @@ class ProjectConfig(_Strict):
     def _targets_ordered(self) -> ProjectConfig:
         c = self.curation
         if not c.min_examples <= c.target_examples <= c.ceiling_examples:
-            raise ValueError("curation: expected min_examples <= target_examples <= ceiling_examples")
+            raise ValueError(
+                "key 'curation': expected min_examples <= target_examples <= ceiling_examples "
+                f"(got {c.min_examples}, {c.target_examples}, {c.ceiling_examples})"
+            )
         return self
 
     def resolve(self, relative: str) -> Path:
@@ -198,15 +203,65 @@ class ProjectConfig(_Strict):
         return p if p.is_absolute() else self.root / p
 
 
-def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model of the mapping at `loc` in the project file (None when it is not one)."""
+    model: type[BaseModel] = ProjectConfig
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        candidates = [info.annotation, *typing.get_args(info.annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _describe(error: dict[str, Any], lines: dict[tuple[str, ...], int] | None = None) -> str:
+    loc = tuple(str(p) for p in error["loc"])
+    key = ".".join(loc) or "(top level)"
+    where = f"line {lines[loc]}, " if lines and loc in lines else ""
     if error["type"] == "extra_forbidden":
-        return f"key '{key}': unknown key (not part of the flywheel.yaml schema)"
-    return f"key '{key}': {error['msg']} (got {error.get('input')!r})"
+        model = _section_model(loc[:-1])
+        known = [n for n, f in model.model_fields.items() if not f.exclude] if model else []
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"{where}key '{key}': unknown key; {hint}expected one of: {', '.join(known)}"
+    if error["type"] == "value_error" and not loc:  # a rule across keys; its message names them
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    return f"{where}key '{key}': {error['msg']} (got {error.get('input')!r})"
 
 
-def parse_project(data: Any, source: str = PROJECT_FILE, root: Path | None = None) -> ProjectConfig:
-    """Validate an already-parsed project mapping; errors name `source`, the key and what was expected."""
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The 1-based line of every mapping key of a YAML text, by its path of keys (best effort)."""
+    found: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                child = (*path, str(key_node.value))
+                found[child] = key_node.start_mark.line + 1
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                found.setdefault((*path, str(i)), item.start_mark.line + 1)
+                walk(item, (*path, str(i)))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if root is not None:
+        walk(root, ())
+    return found
+
+
+def parse_project(
+    data: Any, source: str = PROJECT_FILE, root: Path | None = None, key_lines: dict[tuple[str, ...], int] | None = None
+) -> ProjectConfig:
+    """Validate an already-parsed project mapping; errors name `source`, the key (and its line, when
+    `key_lines` maps key paths to lines) and what was expected."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -214,7 +269,7 @@ def parse_project(data: Any, source: str = PROJECT_FILE, root: Path | None = Non
     try:
         cfg = ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        lines = "\n  ".join(_describe(e, key_lines) for e in exc.errors())
         raise ConfigError(f"{source}: invalid project file\n  {lines}") from None
     if root is not None:
         cfg.root = root
@@ -229,7 +284,11 @@ def load_project(path: str | Path) -> ProjectConfig:
     if not p.exists():
         raise ConfigError(f"{p}: project file not found (run `flywheel init DIR` to create one)")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the project file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_project(data, source=str(p), root=p.parent.resolve())
+    return parse_project(data, source=str(p), root=p.parent.resolve(), key_lines=_key_lines(text))

@@ -8,6 +8,13 @@ from flywheel.config import ProjectConfig
 
 RUBRIC_TEMPLATE_MARKER = "flywheel:rubric-template"
 STARTER_FILES = ("flywheel.yaml", "rubric.md", "eval.jsonl")
+# the starter rubric's stand-ins for the perfect and the bad example: while one is left, the rubric is unwritten
+RUBRIC_PLACEHOLDERS = (
+    "(paste a real production input)",
+    "(the answer you want every time: tone, length, structure)",
+    "(a real input)",
+    "(a tempting but wrong answer, and why it is wrong)",
+)
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -40,6 +47,10 @@ def rubric_problem(project: ProjectConfig) -> str | None:
         return f"{path}: rubric is empty"
     if RUBRIC_TEMPLATE_MARKER in text or text == template_text("rubric.md"):
         return f"{path}: rubric is still the unedited template; edit it (and delete its first line) before building a dataset"
+    left = [p for p in RUBRIC_PLACEHOLDERS if p in text]
+    if left:
+        return (f"{path}: rubric still holds the template's placeholder {left[0]!r}; "
+                "write a real perfect and a real bad example before building a dataset")
     return None
 
 
