@@ -11,6 +11,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+import assets.capture as capture_assets
 from assets.capture import (
     interaction_signals,
     interactions,
@@ -257,3 +258,29 @@ def test_capture_assets_and_checks_on_real_chatml_rows(home: FlywheelHome, proje
     assert checks["interactions_quarantine_rate"].severity == dg.AssetCheckSeverity.WARN
     signals = read_parquet(home.warehouse("interaction_signals", DAY))
     assert signals.num_rows == len(rows) - 1 and set(signals.column("signal").to_pylist()) == {"positive"}
+
+
+def test_rows_conserved_check_counts_the_written_files(
+    home: FlywheelHome, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocking check opens the day's warehouse and quarantine files: a row lost on disk fails it."""
+    folder = home.landing(INTERACTIONS, DAY)
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text("\n".join([json.dumps(_record()), json.dumps(_record()), "{oops"]) + "\n")
+    resources = {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root))}
+    first = dg.materialize([interactions, interactions_rows_conserved], partition_key=DAY, resources=resources)
+    check = first.get_asset_check_evaluations()[0]
+    assert check.passed and check.metadata["rows_in_warehouse"].value == 2
+    assert check.metadata["rows_in_quarantine"].value == 1
+
+    def ingest_then_lose_a_row(*args: object, **kwargs: object) -> object:
+        report = ingest_interactions(*args, **kwargs)  # type: ignore[arg-type]
+        table = pq.read_table(home.warehouse(INTERACTIONS, DAY))
+        pq.write_table(table.slice(0, 1), home.warehouse(INTERACTIONS, DAY))
+        return report
+
+    monkeypatch.setattr(capture_assets, "ingest_interactions", ingest_then_lose_a_row)
+    again = dg.materialize([interactions, interactions_rows_conserved], partition_key=DAY, resources=resources,
+                           raise_on_error=False)  # fmt: skip
+    check = again.get_asset_check_evaluations()[0]
+    assert not check.passed and "read 3 rows but the files hold 1 accepted + 1 quarantined" in (check.description or "")
