@@ -8,7 +8,9 @@ conflicts pending review and size under the target.
 """
 
 
+import base64
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -38,6 +40,32 @@ def _md(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def _image_md(png: Path, alt: str) -> dg.MetadataValue:
+    """The PNG inline (a data URI, so the UI shows it without file access) and its path."""
+    if not png.is_file():
+        return dg.MetadataValue.md(f"(no {alt} plot)")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})\n\n`{png}`")
+
+
+DIVERSITY_COLUMNS = ("n", "distinct_1", "distinct_2", "compression_ratio", "self_bleu", "cluster_coverage")
+
+
+def _diversity_md(diversity: dict[str, Any]) -> dg.MetadataValue:
+    groups = [("overall", diversity.get("overall", {})), *diversity.get("groups", {}).items()]
+    return _md(["group", *DIVERSITY_COLUMNS], [[g, *(s.get(k) for k in DIVERSITY_COLUMNS)] for g, s in groups])
+
+
+def _gap_md(gap: dict[str, Any]) -> dg.MetadataValue:
+    if not gap.get("available"):
+        return dg.MetadataValue.md("no production traffic to compare with")
+    rows = [["length KS", gap["length_ks"], ""], ["classifier AUC", gap["classifier_auc"], "0.5 = indistinguishable"],
+            ["median words", gap["median_words"]["production"], gap["median_words"]["training"]]]
+    rows += [[f"share {k}", v["production"], v["training"]] for k, v in gap["shares"].items()]
+    rows.append(["under-covered kinds", ", ".join(gap["underrepresented_kinds"]) or "none", ""])
+    return _md(["measure", "production", "training"], rows)
 
 
 def _materialize_source(flywheel: FlywheelResource, asset: str, files: list[str], source: str,
@@ -122,10 +150,17 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         "flagged": m["counts"]["flagged"],
         "conflicts": m["counts"]["conflicts"],
         "synthetic_per_real": m["ratios"]["synthetic_per_real"],
-        "steps": _md(["step", "in", "out", "dropped", "seconds"],
+        "steps": _md(["step", "in", "out", "dropped", "flagged", "seconds"],
                      [[s["step"], s["n_in"], s["n_out"], ", ".join(f"{k}: {v}" for k, v in s["dropped"].items()) or "-",
-                       s["seconds"]] for s in m["steps"]]),
+                       ", ".join(f"{k}: {v}" for k, v in s["flagged"].items()) or "-", s["seconds"]] for s in m["steps"]]),
         "rules": _md(["rule", "blocking", "passed", "detail"], [[r["name"], r["blocking"], r["passed"], r["message"]] for r in m["rules"]]),
+        "diversity": _diversity_md(m["diversity"]),
+        "diversity_changes": _md(["group", "metric", "previous", "current", "change", "warn"],
+                                 [[d["group"], d["metric"], d["previous"], d["current"], d["change"], d["warn"]]
+                                  for d in m["diversity_changes"]]) if m["diversity_changes"] else "no previous version",
+        "production_gap": _gap_md(m["production_gap"]),
+        "gap_score": m["production_gap"].get("gap_score"),
+        "input_lengths": _image_md(dv.path / m["plots"]["input_lengths"], "input length, training vs production"),
         "review_batch": batch or "(not registered)",
         "card": dg.MetadataValue.path(str(dv.path / "card.md")),
         "path": dg.MetadataValue.path(str(dv.path)),

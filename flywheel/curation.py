@@ -56,7 +56,12 @@ from flywheel.near_duplicates import (
     estimated_jaccard,
     lsh_params,
 )
-from flywheel.production_gap import build_vocabulary, production_gap
+from flywheel.production_gap import (
+    INPUT_LENGTHS_PNG,
+    build_vocabulary,
+    input_length_histogram,
+    production_gap,
+)
 from flywheel.storage import FlywheelHome, read_parquet, write_json, write_jsonl, write_parquet, write_text
 
 SOURCE_PRIORITY: dict[str, int] = {"human_fixed": 0, "real": 1, "human": 2, "distilled": 3, "synthetic": 4}
@@ -871,8 +876,11 @@ def dataset_card(manifest: dict[str, Any], result: CurationResult, rubric_text: 
                             [[d["group"], d["metric"], d["previous"], d["current"], d["change"], d["warn"]] for d in m["diversity_changes"]])]
     gap = m["production_gap"]
     parts.append("## Production distribution gap")
+    if m.get("plots", {}).get("input_lengths"):
+        parts.append(f"![Input length, training vs production]({m['plots']['input_lengths']})")
     if gap.get("available"):
-        parts += [f"Production inputs (last weeks): {gap['production_inputs']}; KS (length) {gap['length_ks']}; "
+        parts += [f"Production inputs (last weeks): {gap['production_inputs']}; median length {gap['median_words']['production']:g} "
+                  f"words (training {gap['median_words']['training']:g}); KS (length) {gap['length_ks']}; "
                   f"classifier AUC {gap['classifier_auc']} (0.5 = indistinguishable); gap score {gap['gap_score']}.",
                   _md_table(["kind", "production", "training"], [[k, v["production"], v["training"]] for k, v in gap["shares"].items()]),
                   f"Too few training examples of: {', '.join(gap['underrepresented_kinds']) or 'none'}."]
@@ -929,8 +937,9 @@ def write_dataset_version(
     created: str = "",
 ) -> DatasetVersion:
     """Measure (diversity, production gap), check the rules and write `datasets/<version>/`:
-    train.parquet, drops.parquet, flagged.parquet, conflicts.parquet, review_sample.jsonl, card.md,
-    manifest.json. `datasets/LATEST` moves to it only when every blocking rule passes."""
+    train.parquet, drops.parquet, flagged.parquet, conflicts.parquet, review_sample.jsonl,
+    input_lengths.png (training vs production), card.md, manifest.json. `datasets/LATEST` moves to
+    it only when every blocking rule passes."""
     cfg = result.ctx.config
     rows = result.rows
     digest = content_hash(rows)
@@ -981,6 +990,7 @@ def write_dataset_version(
         "production_gap": gap,
         "rules": [vars(r) for r in rules],
         "warnings": warnings,
+        "plots": {"input_lengths": INPUT_LENGTHS_PNG},
         "rubric_path": rubric_path,
         "rubric_sha256": hashlib.sha256(rubric_text.encode("utf-8")).hexdigest(),
     }
@@ -992,6 +1002,7 @@ def write_dataset_version(
     write_parquet(_table(result.ctx.flagged, FLAGGED_SCHEMA), folder / "flagged.parquet")
     write_parquet(_table(result.ctx.conflicts, CONFLICTS_SCHEMA), folder / "conflicts.parquet")
     write_jsonl([{k: r.get(k) for k in EXAMPLE_SCHEMA.names} for r in review], folder / "review_sample.jsonl")
+    input_length_histogram(inputs, production_inputs, folder / INPUT_LENGTHS_PNG, seed=cfg.seed)
     write_text(dataset_card(manifest, result, rubric_text, rubric_path), folder / "card.md")
     write_json(manifest, folder / "manifest.json")
     dv = DatasetVersion(version, folder, manifest, rules, review)

@@ -10,6 +10,8 @@ training inputs are usually clean. This module measures the gap on the last week
 - a classifier two-sample test: a linear classifier (nearest centroid, numpy) on hashed char-3-gram
   features tries to tell training inputs from production inputs; held-out AUC near 0.5 =
   indistinguishable, near 1 = production looks nothing like the training inputs.
+
+`input_length_histogram` draws the two length distributions side by side (a PNG for the dataset card).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from flywheel.diversity import char_ngram_tfidf, seeded_sample
+from flywheel.storage import atomic_path
 
 _WORD = re.compile(r"[A-Za-z']+")
 _TOKEN = re.compile(r"\S+")
@@ -43,6 +46,7 @@ COMMON_WORDS = frozenset(
     thanks thank help cancel order account password reset login email change update refund price
     time today tomorrow day week month year new old good bad problem issue error""".split()
 )
+INPUT_LENGTHS_PNG = "input_lengths.png"
 KINDS = ("short", "lower_case", "typo_laden", "abbreviation_heavy", "no_punctuation", "question")
 
 
@@ -184,3 +188,36 @@ def production_gap(train_inputs: Sequence[str], production_inputs: Sequence[str]
         "underrepresented_kinds": under,
         "gap_score": round(score, 4),
     }
+
+
+def length_shares(texts: Sequence[str], max_words: int) -> np.ndarray:
+    """Share of `texts` with 0, 1, ..., `max_words - 1` and `max_words` or more words (sums to 1)."""
+    counts = np.bincount(np.minimum([len(t.split()) for t in texts], max_words).astype(np.int64), minlength=max_words + 1)
+    return counts / max(len(texts), 1)
+
+
+def input_length_histogram(train_inputs: Sequence[str], production_inputs: Sequence[str], target: str | Path,
+                           max_words: int = 60, seed: int = 0, sample_size: int = 20_000) -> Path:
+    """A PNG of the input length (words) distributions, training vs production, as shares per length
+    (the last bar holds `max_words` and longer). Without production inputs only training is drawn."""
+    from matplotlib.figure import Figure  # the object API: no pyplot global state in a worker process
+
+    train = seeded_sample(list(train_inputs), sample_size, seed)
+    prod = seeded_sample(list(production_inputs), sample_size, seed)
+    x = np.arange(max_words + 1)
+    fig = Figure(figsize=(7, 3.2), dpi=100)
+    ax = fig.add_subplot()
+    sides = [("training", train, "tab:blue")] + ([("production", prod, "tab:orange")] if prod else [])
+    for label, texts, color in sides:
+        median = float(np.median([len(t.split()) for t in texts])) if texts else 0.0
+        ax.step(x, length_shares(texts, max_words), where="mid", color=color,
+                label=f"{label}: {len(texts)} inputs, median {median:g} words")
+    ax.set_xlabel(f"input length (words; last bin = {max_words}+)")
+    ax.set_ylabel("share of inputs")
+    ax.set_title("Input length: training vs production" if prod else "Input length: training (no production traffic)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(target)

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from assets import dataset
+from assets import dataset, training
 from assets.resources import FlywheelResource
 from flywheel.curation import read_manifest
 from flywheel.examples import examples_table, make_example
@@ -52,6 +53,15 @@ def _eval_set(home: FlywheelHome, n_leaked: int = 3) -> None:
     write_parquet(examples_table(rows), home.warehouse("fixed_eval_set", "current"))
 
 
+def _production_traffic(home: FlywheelHome) -> list[str]:
+    """Two days of production inputs: short, lower-case, typo-laden, like real users write."""
+    texts = [f"hw do i {verb} my {thing} pls" for verb in ("reset", "chnage", "cancel", "track", "updte")
+             for thing in ("pasword", "order", "acct", "plan", "invoice", "email", "card", "adress")]
+    for day, part in (("2025-03-03", texts[:20]), ("2025-03-04", texts[20:])):
+        write_parquet(pa.table({"input_text": part, "model_version": ["model-v1"] * len(part)}), home.warehouse("interactions", day))
+    return texts
+
+
 def _resource(project_dir: Path, home: FlywheelHome) -> dict[str, FlywheelResource]:
     return {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root))}
 
@@ -63,6 +73,7 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
     _project(project_dir, tmp_path)
     _eval_set(home)
+    production = _production_traffic(home)
     result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=_resource(project_dir, home))
     assert result.success
     checks = _checks(result)
@@ -89,6 +100,16 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     assert mat.metadata["review_batch"].value == f"dataset-{version}"
     card = (home.dataset(version) / "card.md").read_text()
     assert "eval_near_duplicate_input" in card and manifest["content_hash"] in card
+    # the production gap against the interactions warehouse, with the length histogram in the card and metadata
+    gap = manifest["production_gap"]
+    assert gap["available"] and gap["production_inputs"] == len(production)
+    assert gap["shares"]["lower_case"]["production"] == 1.0 > gap["shares"]["lower_case"]["training"]
+    assert "short" not in gap["underrepresented_kinds"] and "lower_case" in gap["underrepresented_kinds"]
+    png = home.dataset(version) / "input_lengths.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Input length, training vs production](input_lengths.png)" in card and "## Production distribution gap" in card
+    assert mat.metadata["input_lengths"].value.startswith("![input length, training vs production](data:image/png;base64,")
+    assert "under-covered kinds" in mat.metadata["production_gap"].value and "source:synthetic" in mat.metadata["diversity"].value
     # same inputs, same version
     again = dg.materialize([dataset.training_dataset], resources=_resource(project_dir, home))
     assert again.asset_materializations_for_node("training_dataset")[0].metadata["version"].value == version
@@ -115,6 +136,20 @@ def test_blocking_check_stops_training_downstream(project_dir: Path, tmp_path: P
     assert not _checks(result)["size_floor"]
     assert not result.asset_materializations_for_node("model_after_dataset")
     assert "model_after_dataset" not in {e.step_key for e in result.get_step_success_events()}
+
+
+def test_blocking_check_skips_the_real_lora_adapter(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
+    """The real training asset in the same run: a dataset below the floor never reaches it."""
+    _project(project_dir, tmp_path, min_examples=5000, target_examples=5000)
+    _eval_set(home)
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS + [training.lora_adapter], resources=_resource(project_dir, home),
+                            raise_on_error=False)
+    assert result.asset_materializations_for_node("training_dataset")
+    assert not _checks(result)["size_floor"]
+    assert not result.asset_materializations_for_node("lora_adapter")
+    assert "lora_adapter" in {n.name for n in result.job_def.nodes}  # in this run
+    assert not [e for e in result.all_events if e.step_key == "lora_adapter"]  # never started: no training subprocess
+    assert not home.path("datasets", "LATEST").exists() and not home.path("models").exists()
 
 
 def test_unedited_rubric_refuses_to_build(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
