@@ -108,7 +108,18 @@ def validate(
     """Check every row of a dataset file; exit 0 all valid, 1 some rows invalid, 2 unreadable or mixed."""
     import json
 
-    report = _load_or_fail(path, fmt, max_tokens)
+    from flywheel.formats import FormatFileError, MixedFormatError, load_file
+
+    if as_json:  # machine readers get an object on stdout for unreadable and mixed files too
+        try:
+            report = load_file(path, fmt=fmt, max_tokens=max_tokens)
+        except FormatFileError as exc:
+            mixed = exc.first_rows if isinstance(exc, MixedFormatError) else None
+            typer.echo(json.dumps({"path": str(path), "format": None, "error": str(exc), "mixed_formats": mixed},
+                                  ensure_ascii=False))
+            raise typer.Exit(2) from None
+    else:
+        report = _load_or_fail(path, fmt, max_tokens)
     summary = report.summary()  # type: ignore[attr-defined]
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))

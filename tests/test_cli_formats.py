@@ -57,6 +57,10 @@ def test_validate_unreadable_and_mixed_files_exit_2(tmp_path: Path) -> None:
         result = runner.invoke(app, ["validate", str(path), "--json"])
         assert result.exit_code == 2
         assert words in " ".join(result.output.split())
+        answer = json.loads(result.stdout)  # --json: an object on stdout even for a refused file
+        assert answer["format"] is None and words in answer["error"]
+    assert json.loads(runner.invoke(app, ["validate", str(mixed), "--json"]).stdout)["mixed_formats"] == {
+        "chatml": 1, "alpaca": 2}
     assert runner.invoke(app, ["validate", str(SHAREGPT_FILE), "--format", "alpaca"]).exit_code == 2
     assert runner.invoke(app, ["validate", str(SHAREGPT_FILE), "--format", "yaml"]).exit_code == 2
 
