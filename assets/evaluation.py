@@ -133,6 +133,8 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
             "scores": dg.MetadataValue.md(summary_markdown(s)),
             "worst_regressions": dg.MetadataValue.md(worst_regressions_markdown(outcome.answers, primary)),
             "score_history": _png_markdown(str(outcome.report_dir / "score_history.png"), "score history"),
+            "score_history_table": dg.MetadataValue.md(registry.score_history_markdown(
+                registry.score_history(flywheel.db_url(), s["eval_set_version"]))),
             "answers": dg.MetadataValue.path(str(outcome.report_dir / "answers.parquet")),
             "summary": dg.MetadataValue.path(str(outcome.report_dir / "summary.json")),
         }
@@ -169,6 +171,8 @@ def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource
         record = registry.promote(db, candidate.version, by=f"dagster run {context.run_id[:8]} (champion_model)",
                                   reason=f"passed the gate: {'; '.join(record.gate_reasons)}")
     info = registry.write_serving_export(home, record, lora_name=project.name)
+    for warning in info["warnings"]:
+        context.log.warning(f"serving export of {record.version}: {warning}")
     rows = registry.score_history(db, record.eval_set_version or project.evaluation.eval_set_version)
     plot = registry.plot_score_history(rows, home.reports() / "score_history.png")
     return dg.MaterializeResult(
@@ -179,6 +183,8 @@ def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             "adapter_path": dg.MetadataValue.path(info["path"]),
             "vllm_command": dg.MetadataValue.md(f"```bash\n{info['vllm_command']}\n```"),
             "serving": dg.MetadataValue.path(str(home.reports() / "serving.md")),
+            "serving_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in info["warnings"]) or "none"),
             "score_history": _png_markdown(str(plot), "score history"),
+            "score_history_table": dg.MetadataValue.md(registry.score_history_markdown(rows)),
         }
     )

@@ -355,6 +355,8 @@ def models_promote(
     info = registry.write_serving_export(h, rec)
     console.print(f"[bold green]{rec.version} is the champion[/] (promoted by {rec.promoted_by}: {rec.reason})")
     console.print(f"serve with: {info['vllm_command']}")
+    for warning in info.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 @models_app.command("rollback")
@@ -377,6 +379,8 @@ def models_rollback(
     info = registry.write_serving_export(h, champion)
     console.print(f"retired {retired.version}; [bold green]{champion.version} is the champion again[/]")
     console.print(f"serve with: {info['vllm_command']}")
+    for warning in info.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 @models_app.command("history")

@@ -279,14 +279,33 @@ def check_adapter_files(folder: Path, manifest: dict[str, Any] | None = None) ->
         raise AdapterLoadError(f"{weights}: corrupt adapter weights ({type(exc).__name__}: {exc})") from exc
 
 
-def load_adapter_model(ref: ModelVersionRef, home: FlywheelHome) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Base model + the version's LoRA adapter (peft), in eval mode."""
-    from peft import PeftModel
+def inference_device() -> tuple[str, str]:
+    """(device, dtype) for generation: a GPU in bf16 (fp16 where bf16 is unsupported), else the CPU in fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "cpu", "float32"
+
+
+def load_base_for_generation(base_model: str, home: FlywheelHome) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The base model on the inference device, in eval mode."""
+    import torch
 
     from flywheel.base_model import load_base
 
+    device, dtype = inference_device()
+    # on the CPU the weights load as saved (the path the tests and the demo score on)
+    model, tokenizer = load_base(base_model, home, dtype=getattr(torch, dtype) if device == "cuda" else None)
+    return model.to(device).eval(), tokenizer
+
+
+def load_adapter_model(ref: ModelVersionRef, home: FlywheelHome) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Base model + the version's LoRA adapter (peft) on the inference device, in eval mode."""
+    from peft import PeftModel
+
     check_adapter_files(ref.path, ref.manifest)
-    model, tokenizer = load_base(ref.base_model, home)
+    model, tokenizer = load_base_for_generation(ref.base_model, home)
     try:
         model = PeftModel.from_pretrained(model, str(ref.path))
     except Exception as exc:
@@ -548,12 +567,11 @@ def evaluate_candidate(
     del model
 
     if champion is None:
-        from flywheel.base_model import load_base
-
         base = candidate.base_model
         champion_label = f"base:{base}"
         champ_answers, cached = champion_answers(home, champion_label, eval_info["content_hash"], items,
-                                                 cfg.max_new_tokens, lambda: load_base(base, home), cfg.batch_size)
+                                                 cfg.max_new_tokens, lambda: load_base_for_generation(base, home),
+                                                 cfg.batch_size)
     else:
         champion_label = champion.version
         champ_answers, cached = champion_answers(home, champion_label, eval_info["content_hash"], items,
@@ -620,7 +638,8 @@ __all__ = [
     "AdapterLoadError", "EvalItem", "EvalSetError", "EvalSetLoad", "EvaluationOutcome", "GateDecision",
     "ModelVersionRef", "answers_table", "candidate_pointer", "champion_answers", "check_adapter_files",
     "eval_items", "eval_set_hash", "eval_set_info", "eval_set_table", "evaluate_candidate", "find_eval_leaks",
-    "gate", "generate_answers", "load_adapter_model", "load_eval_set", "model_version", "read_summary",
+    "gate", "generate_answers", "inference_device", "load_adapter_model", "load_base_for_generation", "load_eval_set",
+    "model_version", "read_summary",
     "score_answers", "slice_counts", "summarize", "summary_markdown", "training_data_leaks",
     "worst_regressions_markdown",
 ]

@@ -406,6 +406,19 @@ def score_history(engine_or_url: sa.Engine | str, eval_set_version: int) -> list
     return out
 
 
+def score_history_markdown(rows: list[dict[str, Any]], limit: int = 20) -> str:
+    """The score history (newest `limit` cycles) as a markdown table."""
+    if not rows:
+        return "No evaluations yet."
+    metric = rows[-1]["primary_metric"]
+    lines = [f"| cycle | candidate | vs | {metric} | champion | Δ (95% CI) | outcome |", "|---|---|---|---|---|---|---|"]
+    for r in rows[-limit:]:
+        lines.append(f"| {r['cycle']} | {r['candidate']} | {r['champion']} | {r['candidate_score']:.4f} | "
+                     f"{r['champion_score']:.4f} | {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
+                     f"{r['outcome']} |")
+    return "\n".join(lines)
+
+
 def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """A PNG of the fixed-set score per cycle: overall and per-slice lines of the evaluated
     candidate, the champion's score, and markers for promoted (green) vs rejected (red) cycles."""
@@ -458,8 +471,47 @@ def serving_base(base_model: str, home: FlywheelHome) -> str:
     return base_model
 
 
-def vllm_command(base: str, lora_name: str, adapter_path: str) -> str:
-    return f"vllm serve {base} --enable-lora --lora-modules {lora_name}={adapter_path}"
+VLLM_DEFAULT_MAX_LORA_RANK = 16
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
+
+
+def vllm_max_lora_rank(r: int) -> int | None:
+    """The `--max-lora-rank` vLLM needs for an adapter of rank `r` (None: its default 16 suffices)."""
+    if r <= VLLM_DEFAULT_MAX_LORA_RANK:
+        return None
+    return next((v for v in VLLM_LORA_RANKS if v >= r), r)
+
+
+def vllm_adapter_warnings(adapter_config: dict[str, Any]) -> list[str]:
+    """What in a peft `adapter_config.json` vLLM's `--lora-modules` refuses or needs to be told about."""
+    out = []
+    if not adapter_config.get("base_model_name_or_path"):
+        out.append("adapter_config.json has no base_model_name_or_path")
+    for key in ("r", "lora_alpha", "target_modules"):
+        if adapter_config.get(key) in (None, "", []):
+            out.append(f"adapter_config.json has no {key}")
+    if adapter_config.get("modules_to_save"):
+        out.append(f"modules_to_save {adapter_config['modules_to_save']} is set (training.lora.modules_to_save): "
+                   "most vLLM versions refuse such adapters (\"vLLM only supports modules_to_save being None\"); "
+                   "retrain without it to serve with vLLM")
+    if adapter_config.get("use_dora"):
+        out.append("use_dora is set: vLLM does not serve DoRA adapters")
+    if adapter_config.get("bias", "none") != "none":
+        out.append(f"bias {adapter_config['bias']!r}: vLLM needs --enable-lora-bias for adapter biases")
+    return out
+
+
+def read_adapter_config(adapter_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The adapter folder's `adapter_config.json`, or None when it is not readable here."""
+    try:
+        return json.loads((Path(adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def vllm_command(base: str, lora_name: str, adapter_path: str, max_lora_rank: int | None = None) -> str:
+    rank = f" --max-lora-rank {max_lora_rank}" if max_lora_rank else ""
+    return f"vllm serve {base} --enable-lora{rank} --lora-modules {lora_name}={adapter_path}"
 
 
 def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_name: str | None = None) -> dict[str, Any]:
@@ -481,7 +533,11 @@ def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_na
         return info
     base = serving_base(record.base_model or "tiny", home)
     adapter = record.adapter_path or str(home.model(record.version))
-    cmd = vllm_command(base, lora_name, adapter)
+    adapter_config = read_adapter_config(adapter)
+    warnings = (vllm_adapter_warnings(adapter_config) if adapter_config is not None
+                else [f"{Path(adapter) / 'adapter_config.json'}: not readable here; check it before serving"])
+    rank = vllm_max_lora_rank(int(adapter_config.get("r") or 0)) if adapter_config else None
+    cmd = vllm_command(base, lora_name, adapter, rank)
     info = {
         "version": record.version,
         "path": adapter,
@@ -494,6 +550,8 @@ def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_na
         "promoted_by": record.promoted_by,
         "promoted_at": record.promoted_at.isoformat() if record.promoted_at else None,
         "vllm_command": cmd,
+        "lora_rank": adapter_config.get("r") if adapter_config else None,
+        "warnings": warnings,
     }
     write_json(info, home.model("champion.json"))
     scores = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(info["scores"].items()) if isinstance(v, (int, float)))
@@ -503,6 +561,7 @@ def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_na
         f"- promoted by {record.promoted_by} at {info['promoted_at']}: {record.reason}\n"
         f"- base model: `{base}`\n- LoRA adapter: `{adapter}`\n\n"
         f"```bash\n{cmd}\n```\n\n"
+        + "".join(f"> **Warning:** {w}\n\n" for w in warnings) +
         f"Clients request the model name `{lora_name}`.\n\n"
         f"| metric | score (fixed eval set) |\n|---|---|\n{scores}\n"
     )
@@ -514,5 +573,6 @@ __all__ = [
     "CANDIDATE", "CHAMPION", "REJECTED", "RETIRED", "STATUSES", "ModelRecord", "RegistryError",
     "current_champion", "engine_for", "freeze_eval_set", "frozen_eval_set", "get_model", "list_models",
     "model_events_log", "plot_score_history", "promote", "record_candidate", "record_evaluation",
-    "rollback", "score_history", "write_serving_export", "vllm_command",
+    "read_adapter_config", "rollback", "score_history", "score_history_markdown", "vllm_adapter_warnings",
+    "vllm_command", "vllm_max_lora_rank", "write_serving_export",
 ]

@@ -357,6 +357,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def canonical_adapter_config(path: Path) -> dict[str, Any]:
+    """Rewrite peft's `adapter_config.json` with `target_modules` sorted: peft saves the set it resolved
+    from `all-linear` in hash order, which differs between processes (the same adapter, different bytes)."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    return config
+
+
 def verify_adapter(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Check a model folder: adapter files present, config parseable, tensors readable, hashes match
     the manifest. Returns the manifest; raises `AdapterError` naming the file and the reason."""
@@ -542,6 +552,9 @@ def train(
         f"tokenized {data.counts['examples']} examples -> {data.counts['rows']} rows (weight repeats), "
         f"{data.total_tokens} tokens, {data.trained_tokens} trained ({data.trained_token_share:.1%}), route {data.mask_route}"
     )
+    if cfg.lora.modules_to_save:
+        say(f"warning: lora.modules_to_save {cfg.lora.modules_to_save} trains those modules in full; most vLLM "
+            "versions refuse such adapters in --lora-modules")
     model, tokenizer, resolved = load_base_for_training(cfg.base_model, home, plan)
     points: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="flywheel-train-") as scratch:
@@ -572,6 +585,7 @@ def train(
             metrics["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         with atomic_dir(target) as tmp:
             trainer.model.save_pretrained(str(tmp))
+            canonical_adapter_config(tmp / "adapter_config.json")
             for extra in ("README.md",):
                 (tmp / extra).unlink(missing_ok=True)
             write_json(cfg.model_dump(mode="json"), tmp / "training_config.json")

@@ -435,6 +435,9 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     r = _run(project, home)
     assert _check(r, "no_regression").passed, _check(r, "no_regression").description
     assert r.get_asset_materialization_events()[-1].asset_key == dg.AssetKey("champion_model")
+    champ_meta = r.get_asset_materialization_events()[-1].materialization.metadata
+    assert champ_meta["serving_warnings"].value == "none"  # a real trained adapter is servable by vLLM as is
+    assert "| 1 | v-better | base:tiny |" in champ_meta["score_history_table"].value
     champ = registry.current_champion(db)
     assert champ.version == "v-better" and champ.promoted_by.startswith("dagster run")
     serving = json.loads(home.model("champion.json").read_text())
@@ -459,6 +462,7 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
                 if e.asset_key == dg.AssetKey("candidate_evaluation")).materialization.metadata
     assert "| slice | input | reference | candidate | champion |" in meta["worst_regressions"].value
     assert meta["gate_passed"].value is False and "**overall**" in meta["scores"].value
+    assert "| 2 | v-worse | v-better |" in meta["score_history_table"].value
 
     # cycle 3: the same worse model trained on data holding an eval item is refused for the leak too;
     # the champion's answers come from the cache
@@ -474,3 +478,17 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     assert [(h["candidate"], h["outcome"]) for h in history] == [
         ("v-better", "promoted"), ("v-worse", "rejected"), ("v-leak", "rejected")]
     assert (home.reports() / "evaluations" / "v-leak" / "score_history.png").exists()
+
+
+def test_inference_device_uses_a_gpu_in_bf16_when_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from flywheel.evaluation import inference_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert inference_device() == ("cuda", "bfloat16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert inference_device() == ("cuda", "float16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device() == ("cpu", "float32")

@@ -117,6 +117,9 @@ def test_score_history_and_plot(db: str, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = registry.plot_score_history([], tmp_path / "empty.png")
     assert empty.stat().st_size > 0
+    table = registry.score_history_markdown(rows).splitlines()
+    assert table[0].startswith("| cycle | candidate | vs | chrf |") and len(table) == 4
+    assert table[3] == "| 2 | v2 | v1 | 0.3000 | 0.4000 | -0.1000 [-0.1500, -0.0500] | rejected |"
 
 
 def test_serving_export(tmp_path: Path) -> None:
@@ -173,3 +176,32 @@ def test_cli_list_promote_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert text in r.output
     r = runner.invoke(app, ["models", "history", *opts])
     assert r.exit_code == 0
+
+
+def test_serving_export_checks_the_adapter_config_for_vllm(tmp_path: Path) -> None:
+    home = FlywheelHome(tmp_path / "home")
+    adapter = tmp_path / "adapters" / "v1"
+    adapter.mkdir(parents=True)
+    config = {"base_model_name_or_path": "Qwen/Qwen2.5-0.5B", "r": 64, "lora_alpha": 128, "bias": "none",
+              "target_modules": ["q_proj", "v_proj"], "modules_to_save": None, "use_dora": False}
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    registry.record_candidate(
+        db, "v1", dataset_version="ds1", base_model="Qwen/Qwen2.5-0.5B", adapter_path=str(adapter),
+        eval_set_hash="h1", eval_set_version=1, scores={}, gate_passed=True, gate_reasons=["passed"])
+    rec = registry.promote(db, "v1", by="gate", reason="passed")
+    info = registry.write_serving_export(home, rec, lora_name="bot")
+    # rank 64 is above vLLM's default --max-lora-rank 16: the command says so
+    assert info["vllm_command"] == (
+        f"vllm serve Qwen/Qwen2.5-0.5B --enable-lora --max-lora-rank 64 --lora-modules bot={adapter}")
+    assert info["warnings"] == []
+    assert [registry.vllm_max_lora_rank(r) for r in (8, 16, 17, 48, 320)] == [None, None, 32, 64, 320]
+
+    # modules_to_save (embeddings / lm_head trained in full) is refused by most vLLM versions: warned
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "r": 16, "modules_to_save": ["lm_head"]}))
+    info = registry.write_serving_export(home, rec)
+    assert "--max-lora-rank" not in info["vllm_command"]
+    assert len(info["warnings"]) == 1 and "modules_to_save ['lm_head']" in info["warnings"][0]
+    assert "**Warning:** modules_to_save" in (home.reports() / "serving.md").read_text()
+    assert registry.vllm_adapter_warnings({**config, "use_dora": True, "bias": "all", "r": None})[:2] == [
+        "adapter_config.json has no r", "use_dora is set: vLLM does not serve DoRA adapters"]

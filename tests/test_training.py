@@ -20,6 +20,7 @@ from assets.training import lora_adapter
 from flywheel.base_model import build_tiny_tokenizer
 from flywheel.config import TrainingConfig
 from flywheel.examples import examples_table, make_example
+from flywheel.registry import vllm_adapter_warnings
 from flywheel.storage import FlywheelHome, write_json, write_parquet
 from flywheel.training import (
     AdapterError,
@@ -172,6 +173,17 @@ def test_tiny_training_end_to_end(home: FlywheelHome) -> None:
     )  # B starts at zero: it trained
     model, _ = load_adapter(folder, home)
     assert type(model).__name__.startswith("Peft")
+    # what vLLM's --lora-modules reads: base, rank, alpha, concrete target modules, nothing trained in full
+    adapter_config = json.loads((folder / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == manifest["base_model_resolved"]
+    assert (adapter_config["r"], adapter_config["lora_alpha"]) == (4, 8)
+    targets = adapter_config["target_modules"]
+    assert targets == sorted(targets) and {t.rsplit(".", 1)[-1] for t in targets} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }
+    assert not adapter_config["modules_to_save"] and not adapter_config["use_dora"] and adapter_config["bias"] == "none"
+    assert vllm_adapter_warnings(adapter_config) == []
+    assert not any("lm_head" in k or "embed_tokens" in k for k in tensors)
     # same inputs again: the version exists, nothing is retrained
     again = train(request(home, eval_path))
     assert again.reused and again.version == result.version
@@ -297,3 +309,55 @@ def test_packed_rows_train_like_separate_examples() -> None:
         batch = collate(packed)
         assert batch["real_tokens"] == sum(len(r["input_ids"]) for r in data.rows)
         assert summed_loss(batch) == pytest.approx(alone, rel=1e-4)
+
+
+# --- device plan (the GPU path's selection, checked on a CPU) ------------------------------------
+def _fake_machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, bf16: bool = True, flash: bool = False) -> None:
+    import importlib.util
+
+    import torch
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: (object() if flash else None) if name == "flash_attn" else real_find_spec(name, *a)
+    )
+
+
+def test_device_plan_selects_the_gpu_path_by_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel.training import plan_device
+
+    _fake_machine(monkeypatch, cuda=True, flash=True)  # GPU with flash-attn: bf16, varlen, padding-free
+    plan = plan_device(TrainingConfig())
+    assert (plan.device, plan.dtype, plan.bf16, plan.attn_implementation, plan.padding_free, plan.pad_to_multiple_of) == (
+        "cuda", "bfloat16", True, "flash_attention_2", True, 8
+    )
+    _fake_machine(monkeypatch, cuda=True, flash=False)  # GPU without flash-attn: bf16 + SDPA, packed rows
+    plan = plan_device(TrainingConfig())
+    assert (plan.dtype, plan.bf16, plan.attn_implementation, plan.padding_free) == ("bfloat16", True, "sdpa", False)
+    assert plan_device(TrainingConfig(padding_free="on")).padding_free
+    _fake_machine(monkeypatch, cuda=True, bf16=False)  # a GPU without bf16 (V100): fp32 weights, no bf16 autocast
+    plan = plan_device(TrainingConfig())
+    assert (plan.dtype, plan.bf16) == ("float32", False)
+    _fake_machine(monkeypatch, cuda=False, flash=True)  # CPU: the same path in fp32 with SDPA, even with flash-attn installed
+    plan = plan_device(TrainingConfig())
+    assert (plan.device, plan.dtype, plan.bf16, plan.attn_implementation, plan.padding_free, plan.pad_to_multiple_of) == (
+        "cpu", "float32", False, "sdpa", False, None
+    )
+    assert plan_device(TrainingConfig(bf16="off", attn_implementation="eager")).attn_implementation == "eager"
+
+
+def test_gpu_plan_packs_to_max_length_and_loads_bf16_weights(home: FlywheelHome) -> None:
+    from flywheel.training import DevicePlan, PackedCollator, load_base_for_training, pack_length
+
+    gpu = DevicePlan("cuda", "bfloat16", True, "sdpa", False, 8)
+    cpu = DevicePlan("cpu", "float32", False, "sdpa", False, None)
+    cfg = TrainingConfig(max_length=1024)
+    data = tokenize_examples(build_tiny_tokenizer(), [m["messages"] for m in qa_examples(4)], [1.0] * 4, max_length=1024)
+    assert pack_length(cfg, gpu, data) == 1024  # long rows on a GPU
+    assert pack_length(cfg, cpu, data) == 256  # short rows on a CPU (quadratic SDPA cost)
+    batch = PackedCollator(0, pad_to_multiple_of=gpu.pad_to_multiple_of)(data.rows[:2])
+    assert batch["input_ids"].shape[1] % 8 == 0
+    model, _, _ = load_base_for_training("tiny", home, gpu)  # what the plan asks is what gets loaded
+    assert str(model.dtype) == "torch.bfloat16" and model.config._attn_implementation == "sdpa"
