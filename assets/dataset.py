@@ -161,6 +161,7 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         "production_gap": _gap_md(m["production_gap"]),
         "gap_score": m["production_gap"].get("gap_score"),
         "input_lengths": _image_md(dv.path / m["plots"]["input_lengths"], "input length, training vs production"),
+        "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in m["warnings"]) or "none"),
         "review_batch": batch or "(not registered)",
         "card": dg.MetadataValue.path(str(dv.path / "card.md")),
         "path": dg.MetadataValue.path(str(dv.path)),

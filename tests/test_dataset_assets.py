@@ -109,6 +109,7 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Input length, training vs production](input_lengths.png)" in card and "## Production distribution gap" in card
     assert mat.metadata["input_lengths"].value.startswith("![input length, training vs production](data:image/png;base64,")
+    assert "lower_case" in mat.metadata["warnings"].value  # the gap warning, shown beside the counts
     assert "under-covered kinds" in mat.metadata["production_gap"].value and "source:synthetic" in mat.metadata["diversity"].value
     # same inputs, same version
     again = dg.materialize([dataset.training_dataset], resources=_resource(project_dir, home))
