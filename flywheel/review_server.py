@@ -123,6 +123,12 @@ def _progress(store: ReviewStore, batch_id: str) -> dict[str, Any]:
     return {"items": p.items, "decided": p.decided, "decisions": p.decisions, "state": p.state}
 
 
+def _decided_ids(store: ReviewStore, batch_id: str) -> list[str]:
+    """Items with a decision by anyone: the page sends a reviewer to the ones still waiting, so two
+    reviewers working at once split the batch instead of both starting at item 1."""
+    return sorted({d.item_id for d in store.decisions(batch_id)})
+
+
 def _page_items(store: ReviewStore, batch_id: str) -> list[dict[str, Any]]:
     keep = ("item_id", "kind", "messages", "output", "correction_text", "signal", "evidence", "confidence",
             "duplicate_count", "interaction_id", "ts", "source")
@@ -156,9 +162,8 @@ def create_review_app(store: ReviewStore, batch_id: str, token: str, reviewer: s
             d.item_id: {"verdict": d.verdict, "text": d.text, "reason": d.reason}
             for d in (store.decisions(batch_id, reviewer=who) if who else [])
         }
-        decided_by_anyone = {d.item_id for d in store.decisions(batch_id)}
         return JSONResponse({"progress": _progress(store, batch_id), "mine": mine,
-                             "decided": sorted(decided_by_anyone)}, headers=SECURITY_HEADERS)
+                             "decided": _decided_ids(store, batch_id)}, headers=SECURITY_HEADERS)
 
     async def decide(request: Request) -> Response:
         try:
@@ -180,7 +185,7 @@ def create_review_app(store: ReviewStore, batch_id: str, token: str, reviewer: s
         return JSONResponse(
             {"ok": True, "decision": {"item_id": row["item_id"], "verdict": row["verdict"], "text": row["text"],
                                       "reason": row["reason"], "reviewer": row["reviewer"]},
-             "progress": _progress(store, batch_id)},
+             "progress": _progress(store, batch_id), "decided": _decided_ids(store, batch_id)},
             headers=SECURITY_HEADERS,
         )
 

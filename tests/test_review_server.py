@@ -68,6 +68,7 @@ def test_decisions_are_validated(client: TestClient, store: ReviewStore) -> None
     assert store.decisions(WEEK) == []
     ok = client.post("/api/decision", headers=h, json={"item_id": "i-1", "verdict": "fix", "text": EVIL, "reviewer": "ann"})
     assert ok.status_code == 200 and ok.json()["progress"]["decided"] == 1
+    assert ok.json()["decided"] == ["i-1"]  # the page moves on to items nobody has decided
     assert store.decisions(WEEK)[0].text == EVIL  # stored as text, byte for byte
     state = client.get("/api/state?reviewer=ann", headers=h).json()
     assert state["mine"]["i-1"]["verdict"] == "fix" and state["decided"] == ["i-1"]

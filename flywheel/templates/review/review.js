@@ -18,6 +18,10 @@
   let decidedByAnyone = new Set();
   let progress = null;
   let mode = "view";        // view | fix | reject | help | name
+  let showingDone = false;  // the "batch complete" view instead of an item
+  let expanded = false;     // earlier turns of the current item's conversation shown
+  const KEEP_TURNS = 3;     // a long conversation shows its last turns (and the system prompt) at first
+  const moreBtn = $("more-btn"); // moved into the conversation between the system prompt and the turns
 
   function api(path, options) {
     const opts = Object.assign({ headers: {} }, options || {});
@@ -66,20 +70,7 @@
     if (it.confidence !== null && it.confidence !== undefined) chips.appendChild(chip("confidence " + Number(it.confidence).toFixed(2)));
     if (it.duplicate_count > 1) chips.appendChild(chip("×" + it.duplicate_count + " similar"));
 
-    const conv = $("conversation");
-    conv.replaceChildren();
-    for (const m of it.messages || []) {
-      const box = document.createElement("div");
-      box.className = "msg " + m.role;
-      const role = document.createElement("span");
-      role.className = "role";
-      role.textContent = m.role;
-      const content = document.createElement("div");
-      content.className = "content";
-      content.textContent = m.content;
-      box.append(role, content);
-      conv.appendChild(box);
-    }
+    renderConversation(it.messages || []);
     $("output").textContent = it.output;
     const hasCorrection = Boolean(it.correction_text);
     $("correction-card").hidden = !hasCorrection;
@@ -88,17 +79,19 @@
     const d = mine[it.item_id];
     const banner = $("verdict-banner");
     for (const v of ["pass", "fix", "reject"]) $(v + "-btn").classList.toggle("chosen", Boolean(d && d.verdict === v));
+    const myFix = Boolean(d && d.verdict === "fix" && d.text);
+    $("my-fix-card").hidden = !myFix;
+    $("my-fix").textContent = myFix ? d.text : "";
     if (d) {
       banner.hidden = false;
       banner.className = "verdict-banner " + d.verdict;
       let text = "Your verdict: " + VERDICT_LABEL[d.verdict];
-      if (d.verdict === "fix" && d.text) text += " — your answer: " + d.text;
       if (d.verdict === "reject" && d.reason) text += " — " + d.reason;
       banner.textContent = text;
-    } else if (progress && progress.items && progress.decided >= progress.items) {
+    } else if (decidedByAnyone.has(it.item_id)) {
       banner.hidden = false;
-      banner.className = "verdict-banner done";
-      banner.textContent = "Every item of this batch has a decision. You can still review or change yours.";
+      banner.className = "verdict-banner other";
+      banner.textContent = "Another reviewer has decided this item; your verdict is a second opinion.";
     } else {
       banner.hidden = true;
     }
@@ -106,30 +99,114 @@
     setStatus("");
   }
 
+  function message(m) {
+    const box = document.createElement("div");
+    box.className = "msg " + m.role;
+    const role = document.createElement("span");
+    role.className = "role";
+    role.textContent = m.role;
+    const content = document.createElement("div");
+    content.className = "content";
+    content.textContent = m.content;
+    box.append(role, content);
+    return box;
+  }
+
+  // system prompt + the last messages; the earlier ones behind a button (E)
+  function renderConversation(messages) {
+    const conv = $("conversation");
+    conv.replaceChildren();
+    const system = messages.filter((m) => m.role === "system");
+    const turns = messages.filter((m) => m.role !== "system");
+    const hidden = expanded ? 0 : Math.max(0, turns.length - KEEP_TURNS);
+    $("turns").textContent = turns.length > 1 ? "(" + turns.length + " messages)" : "";
+    for (const m of system) conv.appendChild(message(m));
+    const more = moreBtn;
+    more.hidden = turns.length <= KEEP_TURNS;
+    more.textContent = hidden ? "Show " + hidden + " earlier " + (hidden === 1 ? "message" : "messages") + " (E)" : "Hide the earlier messages (E)";
+    if (!more.hidden) conv.appendChild(more);
+    for (const m of turns.slice(hidden)) conv.appendChild(message(m));
+  }
+
+  function toggleEarlier() {
+    if (showingDone || !items.length) return;
+    expanded = !expanded;
+    renderConversation(items[index].messages || []);
+  }
+
   function closeEditors() {
     $("fix-editor").hidden = true;
     $("reject-editor").hidden = true;
+    $("main").classList.remove("editing");
     if (mode === "fix" || mode === "reject") mode = "view";
+  }
+
+  function showItemView() {
+    showingDone = false;
+    $("done-card").hidden = true;
+    $("item-view").hidden = false;
   }
 
   function go(i) {
     if (!items.length) return;
-    index = Math.max(0, Math.min(items.length - 1, i));
+    const k = Math.max(0, Math.min(items.length - 1, i));
+    if (k !== index || showingDone) expanded = false;
+    index = k;
+    showItemView();
     render();
     window.scrollTo({ top: 0 });
   }
 
-  function nextUndecided(from) {
-    for (let k = from; k < items.length; k++) if (!mine[items[k].item_id] && !decidedByAnyone.has(items[k].item_id)) return k;
-    for (let k = 0; k < items.length; k++) if (!mine[items[k].item_id] && !decidedByAnyone.has(items[k].item_id)) return k;
-    for (let k = from; k < items.length; k++) if (!mine[items[k].item_id]) return k;
+  // the first item at or after `from` (wrapping around) that passes `test`, or -1
+  function findFrom(from, test) {
+    for (let n = 0; n < items.length; n++) {
+      const k = (from + n) % items.length;
+      if (test(items[k])) return k;
+    }
     return -1;
+  }
+  const undecided = (it) => !mine[it.item_id] && !decidedByAnyone.has(it.item_id);
+  const notMine = (it) => !mine[it.item_id];
+
+  function batchComplete() {
+    return Boolean(progress && progress.items && progress.decided >= progress.items);
+  }
+
+  function showDone() {
+    closeEditors();
+    showingDone = true;
+    $("item-view").hidden = true;
+    $("done-card").hidden = false;
+    const counts = { pass: 0, fix: 0, reject: 0 };
+    for (const d of Object.values(mine)) counts[d.verdict] += 1;
+    const own = counts.pass + counts.fix + counts.reject;
+    $("done-summary").textContent = "Every one of the " + items.length + " items has a decision. " +
+      (own ? "Yours: " + own + " (" + counts.pass + " passed, " + counts.fix + " fixed, " + counts.reject + " rejected)." :
+        "You have not decided any item of this batch yourself.");
+    const left = items.filter(notMine).length;
+    const second = $("second-btn");
+    second.hidden = left === 0;
+    second.textContent = "Give a second opinion on the " + left + " " + (left === 1 ? "item" : "items") + " others decided";
+    setStatus("");
+    window.scrollTo({ top: 0 });
+    $("back-btn").focus();
+  }
+
+  // where to go after a decision on item `pos`: the next item nobody has decided; in a second-opinion
+  // pass (the item had someone else's verdict), the next item without one of mine; else the done view
+  function advance(pos, secondOpinion) {
+    let k = findFrom(pos + 1, undecided);
+    if (k < 0 && secondOpinion) k = findFrom(pos + 1, notMine);
+    if (k >= 0) go(k);
+    else if (batchComplete()) showDone();
+    else render();
   }
 
   function decide(verdict, text, reason) {
     if (!reviewer) { askName(); return; }
     const it = items[index];
     const pos = index;
+    const secondOpinion = decidedByAnyone.has(it.item_id) && !mine[it.item_id];
     closeEditors();
     if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
     setStatus("Saving…");
@@ -138,12 +215,12 @@
       body: JSON.stringify({ item_id: it.item_id, verdict: verdict, text: text, reason: reason, reviewer: reviewer }),
     }).then((data) => {
       mine[it.item_id] = { verdict: data.decision.verdict, text: data.decision.text, reason: data.decision.reason };
-      decidedByAnyone.add(it.item_id);
+      decidedByAnyone = new Set(data.decided);
       progress = data.progress;
       renderProgress();
       // move on only when the reviewer is still on the item just decided
-      if (index === pos && pos + 1 < items.length) go(pos + 1); else render();
-      setStatus(VERDICT_LABEL[verdict] + " item " + (pos + 1) + ".");
+      if (index === pos && !showingDone) advance(pos, secondOpinion); else if (!showingDone) render();
+      if (!showingDone) setStatus(VERDICT_LABEL[verdict] + " item " + (pos + 1) + ".");
     }).catch((err) => {
       if (index === pos && verdict === "fix") { openFix(); $("fix-text").value = text; }
       if (index === pos && verdict === "reject") { openReject(); $("reject-reason").value = reason || ""; }
@@ -151,16 +228,27 @@
     });
   }
 
+  // the fix editor grows with its text (up to most of the window) instead of scrolling inside 8 rows
+  function fitEditor() {
+    const ta = $("fix-text");
+    ta.style.height = "auto";
+    ta.style.height = Math.min(ta.scrollHeight + 4, Math.max(200, window.innerHeight * 0.65)) + "px";
+  }
+
   function openFix() {
+    if (showingDone || !items.length) return;
     const it = items[index];
     const d = mine[it.item_id];
     $("reject-editor").hidden = true;
     $("fix-editor").hidden = false;
+    $("main").classList.add("editing");
     const ta = $("fix-text");
     ta.value = d && d.verdict === "fix" && d.text ? d.text : (it.correction_text || it.output || "");
     mode = "fix";
+    fitEditor();
     ta.focus();
     ta.setSelectionRange(ta.value.length, ta.value.length);
+    $("fix-editor").scrollIntoView({ block: "nearest" });
   }
 
   function saveFix() {
@@ -170,9 +258,11 @@
   }
 
   function openReject() {
+    if (showingDone || !items.length) return;
     const d = mine[items[index].item_id];
     $("fix-editor").hidden = true;
     $("reject-editor").hidden = false;
+    $("main").classList.add("editing");
     $("reject-reason").value = d && d.verdict === "reject" && d.reason ? d.reason : "";
     mode = "reject";
     $("reject-reason").focus();
@@ -211,8 +301,10 @@
       progress = data.progress;
       renderProgress();
       if (jump) {
-        const k = nextUndecided(0);
-        go(k >= 0 ? k : 0);
+        const k = findFrom(0, undecided);
+        if (k >= 0) go(k);
+        else if (batchComplete()) showDone();
+        else go(0);
       } else {
         render();
       }
@@ -221,6 +313,10 @@
 
   // buttons
   $("pass-btn").addEventListener("click", () => decide("pass", null, null));
+  moreBtn.addEventListener("click", toggleEarlier);
+  $("fix-text").addEventListener("input", fitEditor);
+  $("back-btn").addEventListener("click", () => go(index));
+  $("second-btn").addEventListener("click", () => { const k = findFrom(0, notMine); go(k >= 0 ? k : 0); });
   $("fix-btn").addEventListener("click", openFix);
   $("reject-btn").addEventListener("click", openReject);
   $("fix-save").addEventListener("click", saveFix);
@@ -258,11 +354,18 @@
     const tag = (e.target && e.target.tagName) || "";
     if (tag === "INPUT" || tag === "TEXTAREA") return;
     const key = e.key;
+    if (showingDone && (key === "p" || key === "P" || key === "f" || key === "F" || key === "r" || key === "R")) return;
     if (key === "p" || key === "P") { e.preventDefault(); decide("pass", null, null); }
     else if (key === "f" || key === "F") { e.preventDefault(); openFix(); }
     else if (key === "r" || key === "R") { e.preventDefault(); openReject(); }
-    else if (key === "j" || key === "ArrowRight") { e.preventDefault(); go(index + 1); }
-    else if (key === "k" || key === "ArrowLeft") { e.preventDefault(); go(index - 1); }
+    else if (key === "j" || key === "ArrowRight") { e.preventDefault(); go(showingDone ? index : index + 1); }
+    else if (key === "k" || key === "ArrowLeft") { e.preventDefault(); go(showingDone ? index : index - 1); }
+    else if (key === "e" || key === "E") { e.preventDefault(); toggleEarlier(); }
+    else if (key === "u" || key === "U") {
+      e.preventDefault();
+      const k = findFrom(showingDone ? 0 : index + 1, undecided);
+      if (k >= 0) go(k); else setStatus("No item is waiting for a decision.");
+    }
     else if (key === "?") { e.preventDefault(); showHelp(true); }
   });
 
