@@ -89,11 +89,11 @@ def _print_reasons(report: object, kind: str) -> None:
     console.print(table)
 
 
-def _load_or_fail(path: Path, fmt: str, max_tokens: int) -> object:
+def _load_or_fail(path: Path, fmt: str, max_tokens: int, token_counter: object = None) -> object:
     from flywheel.formats import FormatFileError, load_file
 
     try:
-        return load_file(path, fmt=fmt, max_tokens=max_tokens)
+        return load_file(path, fmt=fmt, max_tokens=max_tokens, token_counter=token_counter)  # type: ignore[arg-type]
     except FormatFileError as exc:
         fail(str(exc))
 
@@ -103,24 +103,45 @@ def validate(
     path: Path = typer.Argument(..., help="a JSONL file or a JSON array"),
     fmt: str = typer.Option("auto", "--format", callback=_format_option, help="auto|chatml|sharegpt|alpaca"),
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="token budget per conversation"),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="`tiny` or a tokenizer folder / hub id: exact token counts, and every valid row "
+        "rendered with its chat template and checked to round-trip (default: approximate counts)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """Check every row of a dataset file; exit 0 all valid, 1 some rows invalid, 2 unreadable or mixed."""
+    """Check every row of a dataset file; exit 0 all valid, 1 some rows invalid (or failing the chat
+    template round trip), 2 unreadable or mixed."""
     import json
 
-    from flywheel.formats import FormatFileError, MixedFormatError, load_file
+    from flywheel.formats import (
+        FormatFileError,
+        MixedFormatError,
+        check_template_file,
+        load_file,
+        load_tokenizer,
+        tokenizer_counter,
+    )
 
+    tok = None
+    if tokenizer is not None:
+        try:
+            tok = load_tokenizer(tokenizer)
+        except (OSError, ValueError) as exc:
+            fail(f"--tokenizer {tokenizer}: cannot load: {exc}")
+    counter = tokenizer_counter(tok) if tok is not None else None
     if as_json:  # machine readers get an object on stdout for unreadable and mixed files too
         try:
-            report = load_file(path, fmt=fmt, max_tokens=max_tokens)
+            report = load_file(path, fmt=fmt, max_tokens=max_tokens, token_counter=counter)
         except FormatFileError as exc:
             mixed = exc.first_rows if isinstance(exc, MixedFormatError) else None
             typer.echo(json.dumps({"path": str(path), "format": None, "error": str(exc), "mixed_formats": mixed},
                                   ensure_ascii=False))
             raise typer.Exit(2) from None
     else:
-        report = _load_or_fail(path, fmt, max_tokens)
+        report = _load_or_fail(path, fmt, max_tokens, counter)
     summary = report.summary()  # type: ignore[attr-defined]
+    template = check_template_file(tok, report) if tok is not None else None  # type: ignore[arg-type]
+    if template is not None:
+        summary["template"] = template
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
     else:
@@ -129,7 +150,13 @@ def validate(
                       f"[{style}]{summary['valid']} valid, {summary['invalid']} invalid[/]")
         _print_reasons(report, "errors")
         _print_reasons(report, "warnings")
-    raise typer.Exit(1 if summary["invalid"] else 0)
+        if template is not None:
+            style = "green" if not template["failed"] else "red"
+            console.print(f"chat template of {tokenizer}: [{style}]{template['checked'] - template['failed']} of "
+                          f"{template['checked']} valid rows round-trip[/]")
+            for problem, n in template["problems"].items():
+                console.print(f"  {n} rows: {problem} (first at {template['first'][problem]})")
+    raise typer.Exit(1 if summary["invalid"] or (template is not None and template["failed"]) else 0)
 
 
 @app.command()

@@ -834,8 +834,42 @@ def check_template_round_trip(tokenizer: Any, messages: list[dict[str, Any]]) ->
             problems.append("the generation prompt is not a prefix of the full rendering")
     else:
         problems.append("the last turn is not from the assistant")
-    ids = tokenizer.encode(rendered, add_special_tokens=False)
+    ids = tokenizer.encode(rendered, add_special_tokens=False, verbose=False)
     decoded = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     if decoded != rendered:
         problems.append("tokenize then decode does not give the rendered text back")
     return TemplateCheck(ok=not problems, problems=problems, rendered=rendered, prompt=prompt)
+
+
+def load_tokenizer(name: str) -> Any:
+    """A tokenizer with a chat template: `tiny` (the built-in test tokenizer) or a local folder or hub
+    id that `transformers.AutoTokenizer` reads."""
+    if name == "tiny":
+        from flywheel.base_model import build_tiny_tokenizer
+
+        return build_tiny_tokenizer()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)
+
+
+def tokenizer_counter(tokenizer: Any) -> Callable[[str], int]:
+    """A `token_counter` for `validate_messages` / `load_file`: exact token counts of `tokenizer`."""
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
+
+
+def check_template_file(tokenizer: Any, report: FileReport) -> dict[str, Any]:
+    """`check_template_round_trip` on every valid row of `report`: rows checked, rows failed, and per
+    problem its count and first row."""
+    problems: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    failed = 0
+    valid = report.valid_rows
+    for r in valid:
+        assert r.messages is not None
+        check = check_template_round_trip(tokenizer, r.messages)
+        failed += not check.ok
+        for problem in check.problems:
+            problems[problem] += 1
+            first.setdefault(problem, r.where)
+    return {"checked": len(valid), "failed": failed, "problems": dict(problems.most_common()), "first": first}

@@ -101,3 +101,31 @@ def test_convert_alpaca_to_chatml_json_array(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
     assert len(rows) == 999 and all(list(r) == ["messages"] for r in rows)
+
+
+def test_validate_with_a_tokenizer_counts_exactly_and_checks_the_chat_template(tmp_path: Path) -> None:
+    exact = runner.invoke(app, ["validate", str(TOY), "--tokenizer", "tiny"])
+    assert exact.exit_code == 1, exact.output
+    out = " ".join(exact.stdout.split())
+    assert "line 5: 26091 tokens > 4096" in out  # byte-level: one token per byte plus the template's, not "about"
+    assert "chat template of tiny: 3 of 3 valid rows round-trip" in out
+
+    from flywheel.base_model import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    tok.chat_template = (  # answers rendered as `assistant`, the generation prompt says `bot`
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>bot\n{% endif %}"
+    )
+    tok.save_pretrained(tmp_path / "tok")
+    alpaca = tmp_path / "a.jsonl"
+    alpaca.write_text(json.dumps({"instruction": "hi", "input": "", "output": "hello"}) + "\n")
+    broken = runner.invoke(app, ["validate", str(alpaca), "--tokenizer", str(tmp_path / "tok"), "--json"])
+    assert broken.exit_code == 1, broken.output  # every row is valid, the template is not
+    summary = json.loads(broken.stdout)
+    assert summary["invalid"] == 0 and summary["template"]["failed"] == 1
+    assert summary["template"]["problems"] == {"the generation prompt is not a prefix of the full rendering": 1}
+    assert summary["template"]["first"] == {"the generation prompt is not a prefix of the full rendering": "line 1"}
+
+    missing = runner.invoke(app, ["validate", str(alpaca), "--tokenizer", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "cannot load" in " ".join(missing.output.split())
