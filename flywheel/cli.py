@@ -467,6 +467,18 @@ def status(project: Path | None = _PROJECT_OPT, home: Path | None = _HOME_OPT, d
     console.print(render_status(collect_status(cfg, fw_home, url)))
 
 
+def _ensure_dagster_home() -> Path:
+    """$DAGSTER_HOME, defaulting (like `make ui`) to ./.dagster: created with SQLite storage and no telemetry."""
+    import os
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return dagster_home
+
+
 @contextmanager
 def _output_to(log_path: Path) -> Iterator[Console]:
     """Send this process's stdout/stderr (file descriptors 1 and 2, so subprocesses too) to `log_path`;
@@ -510,11 +522,7 @@ def demo(
     from flywheel.demo_scenario import FULL, SMALL
     from flywheel.storage import FlywheelHome
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
-    dagster_home = Path(os.environ["DAGSTER_HOME"])
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    if not (dagster_home / "dagster.yaml").exists():  # SQLite storage in DAGSTER_HOME, no telemetry
-        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    _ensure_dagster_home()
     fw_home = FlywheelHome.from_env()
     project_dir = fw_home.path(DEMO_PROJECT_DIR)
     # the jobs read the project and home from the environment, exactly as `make ui` will
@@ -564,8 +572,8 @@ def backfill(
     start: str = typer.Option(..., "--from", help="first day YYYY-MM-DD"),
     end: str = typer.Option(..., "--to", help="last day YYYY-MM-DD (inclusive)"),
 ) -> None:
-    """Run a job's partitions one by one through the Dagster instance ($DAGSTER_HOME), oldest first.
-    The same as `dagster job backfill -j daily_capture --partitions ...` or a backfill from the UI."""
+    """Run a job's partitions one by one through the Dagster instance ($DAGSTER_HOME, default ./.dagster),
+    oldest first. The same as `dagster job backfill -j daily_capture --partitions ...` or a UI backfill."""
     from jobs.runner import BACKFILL_JOBS, InstanceJobRunner, partition_keys
 
     if step not in BACKFILL_JOBS:
@@ -574,6 +582,7 @@ def backfill(
         keys = partition_keys(step, start, end)
     except ValueError as exc:
         fail(str(exc))
+    _ensure_dagster_home()
     runner = InstanceJobRunner()
     failed = 0
     for key in keys:

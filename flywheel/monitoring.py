@@ -21,11 +21,11 @@ from typing import Any
 import httpx
 
 from flywheel.config import AutomationConfig
+from flywheel.signals import SIGNALS as SIGNALS_ASSET
 from flywheel.storage import FlywheelHome, duckdb_connection
 
 log = logging.getLogger(__name__)
 
-SIGNALS_ASSET = "interaction_signals"
 NEGATIVE_SIGNALS = ("negative", "correction")
 
 
@@ -80,11 +80,11 @@ def negative_rate(home: FlywheelHome, start: datetime, end: datetime) -> RateWin
     try:
         total, negatives = con.execute(
             """
-            SELECT count(*), count(*) FILTER (WHERE signal IN ('negative', 'correction'))
+            SELECT count(*), count(*) FILTER (WHERE list_contains($negative, signal))
             FROM read_parquet($files)
             WHERE ts >= $start AND ts < $end
             """,
-            {"files": [str(f) for f in files], "start": start, "end": end},
+            {"files": [str(f) for f in files], "start": start, "end": end, "negative": list(NEGATIVE_SIGNALS)},
         ).fetchone()
     finally:
         con.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.partitions import daily_partitions, weekly_partitions
 from assets.resources import FlywheelResource
 
 BACKFILL_JOBS = {"capture": "daily_capture", "labeling": "weekly_labeling", "reviewed": "reviewed_examples_job"}
@@ -29,8 +30,16 @@ def partition_keys(step: str, start: str, end: str) -> list[str]:
         raise ValueError(f"--to {end} is before --from {start}")
     if step in WEEKLY_STEPS:
         first = first - timedelta(days=first.weekday())
-        return [(first + timedelta(weeks=i)).isoformat() for i in range((last - first).days // 7 + 1)]
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        keys = [(first + timedelta(weeks=i)).isoformat() for i in range((last - first).days // 7 + 1)]
+        partitions = weekly_partitions
+    else:
+        keys = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        partitions = daily_partitions
+    first_key, last_key = partitions.get_first_partition_key(), partitions.get_last_partition_key()
+    if first_key is None or last_key is None or keys[0] < first_key or keys[-1] > last_key:
+        raise ValueError(f"{keys[0]}..{keys[-1]} is outside the {step} partitions ({first_key}..{last_key}: "
+                         "complete days or weeks only)")
+    return keys
 
 
 @dataclass

@@ -20,19 +20,9 @@ from flywheel.monitoring import (
     post_alert,
     run_key,
 )
+from flywheel.signals import SIGNALS_SCHEMA
 from flywheel.storage import FlywheelHome, write_parquet
 
-SIGNALS_SCHEMA = pa.schema(
-    [
-        ("interaction_id", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("session_id", pa.string()),
-        ("signal", pa.string()),
-        ("weight", pa.float64()),
-        ("correction_text", pa.string()),
-        ("evidence", pa.string()),
-    ]
-)
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 

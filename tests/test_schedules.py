@@ -3,6 +3,7 @@ cooldown with its reason in the tags; a failed run is POSTed to a real local web
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,12 +172,14 @@ def test_backfill_equals_one_by_one_runs(tmp_path: Path, project_dir: Path, monk
     for day in reversed(days):  # any order: every partition reads and writes only its own files
         assert runner.run("daily_capture", partition_key=day).success
 
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    # no $DAGSTER_HOME: the backfill uses ./.dagster, the instance `make ui` opens
+    monkeypatch.setenv("DAGSTER_HOME", "unset below; restored after the test")
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FLYWHEEL_HOME", str(backfilled.root))
     result = CliRunner().invoke(app, ["backfill", "capture", "--from", days[0], "--to", days[-1]])
     assert result.exit_code == 0, result.output
+    assert Path(os.environ["DAGSTER_HOME"]) == tmp_path / ".dagster"
     assert result.output.count(": ok run ") == len(days)
     with dg.DagsterInstance.get() as persistent:
         runs = persistent.get_runs(dg.RunsFilter(job_name="daily_capture"))
@@ -199,6 +202,11 @@ def test_backfill_rejects_a_bad_range() -> None:
     assert result.exit_code == 2 and "is before" in result.output
     result = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2026-11-01", "--to", "2026-11-01"])
     assert result.exit_code == 2 and "unknown step" in result.output
+    result = CliRunner().invoke(app, ["backfill", "capture", "--from", "2024-12-30", "--to", "2025-01-02"])
+    assert result.exit_code == 2 and "outside the capture partitions (2025-01-01.." in " ".join(result.output.split())
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    result = CliRunner().invoke(app, ["backfill", "labeling", "--from", "2026-11-02", "--to", tomorrow])
+    assert result.exit_code == 2 and "outside the labeling partitions" in " ".join(result.output.split())
 
 
 def test_weekly_partition_keys() -> None:
