@@ -76,6 +76,18 @@ def eval_set_rows_valid(flywheel: FlywheelResource) -> dg.AssetCheckResult:
     )
 
 
+@dg.asset_check(asset=fixed_eval_set, blocking=False, description="at most evaluation.max_items items (the guide's 100-200)")
+def eval_set_max_items(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    info = read_eval_set_info(flywheel.home())
+    maximum = flywheel.project().evaluation.max_items
+    return dg.AssetCheckResult(
+        passed=info["items"] <= maximum,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{info['items']} items (the guide's range is 100-{maximum}: every item is generated twice per cycle)",
+        metadata={"items": info["items"], "max_items": maximum},
+    )
+
+
 @dg.asset_check(asset=fixed_eval_set, blocking=False, description="every item carries a slice tag")
 def eval_set_has_slices(flywheel: FlywheelResource) -> dg.AssetCheckResult:
     info = read_eval_set_info(flywheel.home())

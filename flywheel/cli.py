@@ -26,7 +26,7 @@ app.add_typer(models_app, name="models")
 
 # piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80-column default
 console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 def fail(message: str, code: int = 2) -> None:

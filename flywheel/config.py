@@ -144,6 +144,7 @@ class EvaluationConfig(_Strict):
     eval_set: str = Field("eval.jsonl", description="the fixed eval file, 100-200 rows each with a `slice`")
     eval_set_version: int = Field(1, ge=1, description="raise to start a new, deliberately changed eval set")
     min_items: int = Field(100, ge=1)
+    max_items: int = Field(200, ge=1, description="warn above this: a bigger fixed set costs eval time every cycle")
     metrics: list[Literal["exact_match", "token_f1", "chrf", "format", "judge"]] = Field(
         default_factory=lambda: ["exact_match", "token_f1", "chrf", "format"]
     )

@@ -22,6 +22,7 @@ from assets.evaluation import (
     champion_model,
     eval_set_frozen,
     eval_set_has_slices,
+    eval_set_max_items,
     eval_set_min_items,
     eval_set_rows_valid,
     fixed_eval_set,
@@ -396,7 +397,8 @@ def test_eval_set_is_frozen_until_a_new_version(tmp_path: Path) -> None:
     home = FlywheelHome(tmp_path / "home")
     project = _project(tmp_path)
     write_eval_file(project / "eval.jsonl", eval_rows(100))
-    only_set = [fixed_eval_set, eval_set_min_items, eval_set_rows_valid, eval_set_has_slices, eval_set_frozen]
+    only_set = [fixed_eval_set, eval_set_min_items, eval_set_max_items, eval_set_rows_valid, eval_set_has_slices,
+                eval_set_frozen]
     r = _run(project, home, only_set)
     assert all(e.passed for e in r.get_asset_check_evaluations())
     info = json.loads((home.warehouse("fixed_eval_set") / "current.json").read_text())
@@ -421,6 +423,14 @@ def test_eval_set_is_frozen_until_a_new_version(tmp_path: Path) -> None:
     assert not _check(r, "eval_set_frozen").passed
     slices = _check(r, "eval_set_has_slices")
     assert not slices.passed and slices.severity == dg.AssetCheckSeverity.WARN
+    assert _check(r, "eval_set_max_items").passed
+
+    write_eval_file(project / "eval.jsonl", eval_rows(205))
+    _project(tmp_path, eval_set_version=4)
+    r = _run(project, home, only_set)
+    too_big = _check(r, "eval_set_max_items")
+    assert not too_big.passed and too_big.severity == dg.AssetCheckSeverity.WARN and "205 items" in too_big.description
+    assert _check(r, "eval_set_frozen").passed
 
 
 def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_path: Path) -> None:
