@@ -1,10 +1,11 @@
-"""A real `dagster-daemon` on PostgreSQL instance storage: a landing file -> the landing sensor's tick
+"""A real `dagster-daemon` on the repo's dagster.yaml (PostgreSQL storage, queued runs): a landing file
 -> a real `daily_capture` run in its own process -> materializations stored in PostgreSQL; and a
 daemon killed mid-way and restarted neither loses nor duplicates runs (run_key dedupe)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,16 +30,16 @@ TIMEOUT_S = 150  # generous: a loaded 2-core machine; a quiet one needs ~30 s pe
 
 @pytest.fixture
 def deployment(tmp_path: Path, pg_url: str, project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    """A DAGSTER_HOME whose dagster.yaml stores runs, events and schedules in a fresh PostgreSQL
-    database, a workspace.yaml loading the repo's definitions, and a FLYWHEEL_HOME."""
+    """A DAGSTER_HOME holding the repo's own dagster.yaml (PostgreSQL storage from DAGSTER_PG_*, queued
+    runs, run monitoring) pointed at a fresh database, a workspace.yaml loading the repo's
+    definitions, and a FLYWHEEL_HOME."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    dsn = pg_url  # keeps +psycopg2: SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
-    (dagster_home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {dsn}\n"
-        "telemetry:\n  enabled: false\n",
-        encoding="utf-8",
-    )
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    url = sa.engine.make_url(pg_url)
+    pg_env = {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
+              "DAGSTER_PG_USER": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
+              "DAGSTER_PG_DB": url.database or ""}
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: definitions\n"
@@ -52,6 +53,7 @@ def deployment(tmp_path: Path, pg_url: str, project_dir: Path, monkeypatch: pyte
         "FLYWHEEL_HOME": str(home.root),
         "FLYWHEEL_PROJECT": str(project_dir),
         "PYTHONPATH": str(REPO),
+        **pg_env,
     }
     env.pop("FLYWHEEL_DATABASE_URL", None)
     env.pop("FLYWHEEL_ALERT_WEBHOOK", None)
@@ -66,7 +68,10 @@ def deployment(tmp_path: Path, pg_url: str, project_dir: Path, monkeypatch: pyte
         return proc
 
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    for key, value in pg_env.items():
+        monkeypatch.setenv(key, value)
     instance = dg.DagsterInstance.get()
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"  # the shipped file, not a stand-in
     try:
         yield {"home": home, "instance": instance, "start": start, "pg_url": pg_url, "logs": tmp_path}
     finally:
