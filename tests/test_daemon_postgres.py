@@ -1,5 +1,5 @@
 """A real `dagster-daemon` on the repo's dagster.yaml (PostgreSQL storage, queued runs): a landing file
--> a real `daily_capture` run in its own process -> materializations stored in PostgreSQL; and a
+-> the landing sensor's tick -> a real `daily_capture` run in its own process -> materializations stored in PostgreSQL; and a
 daemon killed mid-way and restarted neither loses nor duplicates runs (run_key dedupe)."""
 
 from __future__ import annotations
