@@ -490,7 +490,7 @@ def _output_to(log_path: Path) -> Iterator[Console]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
-    terminal = Console(file=os.fdopen(os.dup(saved_out), "w"), force_terminal=console.is_terminal)
+    terminal = Console(file=os.fdopen(os.dup(saved_out), "w"), force_terminal=console.is_terminal, log_path=False)
     with log_path.open("ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
