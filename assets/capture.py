@@ -5,9 +5,10 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
+from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
 from assets.resources import FlywheelResource
-from flywheel.capture import INTERACTIONS, ingest_interactions
+from flywheel.capture import INTERACTIONS, capture_inputs, ingest_interactions, inputs_fingerprint
 from flywheel.signals import SIGNAL_KINDS, SIGNALS, compute_signals
 
 
@@ -103,16 +104,7 @@ def _run_partition(context: dg.AssetCheckExecutionContext) -> str | None:
 
 def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict:
     """The metadata values of the asset's materialization in this run (its partition)."""
-    partition = _run_partition(context)
-    record = context.instance.get_latest_materialization_event(key) if partition is None else None
-    if partition is not None:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-        ).records
-        record = records[0].event_log_entry if records else None
-    if record is None or record.asset_materialization is None:
-        return {}
-    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    return latest_partition_metadata(context.instance, key, _run_partition(context))
 
 
 @dg.asset(
@@ -126,10 +118,12 @@ def interaction_signals(context: dg.AssetExecutionContext, flywheel: FlywheelRes
     from feedback events (that day's and the next day's folder) and resubmissions in the session."""
     day = context.partition_key
     home = flywheel.home()
+    fingerprint = inputs_fingerprint(home, capture_inputs(home, day))
     report = compute_signals(home, day, flywheel.project().capture)
     total = report.interactions
     return dg.MaterializeResult(
         metadata={
+            "input_fingerprint": fingerprint,  # the landing sensor skips a day whose inputs were captured
             "interactions": total,
             **{f"signal_{k}": report.signals.get(k, 0) for k in SIGNAL_KINDS},
             "negative_rate": dg.MetadataValue.float(report.signals.get("negative", 0) / total if total else 0.0),

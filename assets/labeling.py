@@ -101,6 +101,7 @@ def reviewed_examples(context: dg.AssetExecutionContext, flywheel: FlywheelResou
     store = ReviewStore(flywheel.db_url())
     if not store.has_batch(week):
         raise dg.Failure(f"no review batch {week!r} in the decision store; materialize {BATCH_ASSET} for {week} first")
+    progress = store.progress(week)  # read first: the completion key names the decisions used below
     items, decisions = store.items(week), store.decisions(week)
     rows, counts = build_reviewed_examples(week, items, decisions)
     path = write_parquet(examples_table(rows), flywheel.home().warehouse(REVIEWED_ASSET, week))
@@ -123,11 +124,11 @@ def reviewed_examples(context: dg.AssetExecutionContext, flywheel: FlywheelResou
                       "decided": stats.decided},
         ),
     ]
-    progress = store.progress(week)
     return dg.MaterializeResult(
         metadata={
             **counts,
             "batch_state": progress.state,
+            "completion_key": progress.completion_key,  # review_complete_sensor skips what is already built
             "reviewers": len({d.reviewer for d in decisions}),
             "fix_rate": stats.fix_rate,
             "reject_rate": stats.reject_rate,

@@ -133,6 +133,12 @@ class BatchProgress:
     def state(self) -> str:
         return "closed" if self.closed else ("complete" if self.complete else "open")
 
+    @property
+    def completion_key(self) -> str:
+        """Changes whenever a decision is added or changed, or the batch is closed."""
+        last = self.last_update.isoformat() if self.last_update else "-"
+        return f"{self.state}:{self.decisions}:{last}"
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -6,9 +6,11 @@ import json
 
 import dagster as dg
 
+from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
 from assets.resources import FlywheelResource
 from flywheel.capture import days_to_capture
+from flywheel.signals import SIGNALS
 from jobs import daily_capture
 
 
@@ -22,7 +24,9 @@ from jobs import daily_capture
 def capture_landing_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> dg.SensorResult:
     """The cursor maps each day to a fingerprint of the files its run reads (the day's and the next
     day's interactions and feedback); a new file changes the fingerprint, so the day runs again with
-    a new run_key. Days that are not partitions yet (today, before the start) wait for a later tick."""
+    a new run_key. Days that are not partitions yet (today, before the start) wait for a later tick.
+    A day whose latest `interaction_signals` materialization already read these very inputs (a manual
+    run, a backfill, the demo) is marked seen without a new run."""
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     last = daily_partitions.get_last_partition_key()
     first = daily_partitions.get_first_partition_key()
@@ -30,9 +34,11 @@ def capture_landing_sensor(context: dg.SensorEvaluationContext, flywheel: Flywhe
     for day, fingerprint in sorted(days_to_capture(flywheel.home(), seen).items()):
         if last is None or first is None or not first <= day <= last:
             continue
-        requests.append(
-            dg.RunRequest(run_key=f"capture:{day}:{fingerprint}", partition_key=day, tags={"flywheel/trigger": "landing"})
-        )
+        done = latest_partition_metadata(context.instance, dg.AssetKey(SIGNALS), day).get("input_fingerprint")
+        if done != fingerprint:
+            requests.append(
+                dg.RunRequest(run_key=f"capture:{day}:{fingerprint}", partition_key=day, tags={"flywheel/trigger": "landing"})
+            )
         seen[day] = fingerprint
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
 

@@ -5,15 +5,16 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from assets.materializations import latest_partition_metadata
 from assets.resources import FlywheelResource
 from flywheel.labeling import week_days
-from flywheel.review_store import ReviewStore
+from flywheel.review_store import BatchProgress, ReviewStore
 from jobs import reviewed_examples_job
 
 
-def completion_run_key(batch_id: str, state: str, decisions: int, last_update: str) -> str:
+def completion_run_key(batch_id: str, progress: BatchProgress) -> str:
     """One run per completion state: a later change of mind (or a close) gives a new key."""
-    return f"reviewed:{batch_id}:{state}:{decisions}:{last_update}"
+    return f"reviewed:{batch_id}:{progress.completion_key}"
 
 
 @dg.sensor(
@@ -34,10 +35,12 @@ def review_complete_sensor(context: dg.SensorEvaluationContext, flywheel: Flywhe
         progress = store.progress(batch_id)
         if not progress.complete:
             continue
-        last = progress.last_update.isoformat() if progress.last_update else "-"
+        built = latest_partition_metadata(context.instance, dg.AssetKey("reviewed_examples"), batch_id)
+        if built.get("completion_key") == progress.completion_key:
+            continue  # already built from exactly these decisions (by an earlier run, a backfill or the demo)
         requested += 1
         yield dg.RunRequest(
-            run_key=completion_run_key(batch_id, progress.state, progress.decisions, last),
+            run_key=completion_run_key(batch_id, progress),
             partition_key=batch_id,
             tags={"flywheel/batch": batch_id, "flywheel/batch_state": progress.state},
         )

@@ -68,3 +68,26 @@ def test_sensor_skips_days_before_the_partitions_start(home: FlywheelHome) -> No
         _ask(w, (datetime.now(UTC) - timedelta(days=2)).isoformat())
     result = _tick(home, None)
     assert [r.partition_key for r in result.run_requests] == [(datetime.now(UTC) - timedelta(days=2)).date().isoformat()]
+
+
+def test_sensor_skips_a_day_already_captured_from_the_same_files(home: FlywheelHome, tmp_path) -> None:
+    """A day run by hand (or a backfill, or the demo) is not run again when the sensor first ticks."""
+    from assets.capture import interaction_signals, interactions
+
+    with CaptureWriter(home) as w:
+        _ask(w, "2026-02-02T10:00:00Z")
+        _ask(w, "2026-02-03T10:00:00Z")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"flywheel": FlywheelResource(home_dir=str(home.root), project_dir=str(tmp_path))}
+    assert dg.materialize([interactions, interaction_signals], partition_key="2026-02-02", instance=instance,
+                          resources=resources).success
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        return capture_landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+    first = tick(None)
+    assert [r.partition_key for r in first.run_requests] == ["2026-02-03"]
+    assert "2026-02-02" in json.loads(first.cursor)
+    with CaptureWriter(home) as w:  # a new file for the 2nd changes its inputs: it runs again
+        _ask(w, "2026-02-02T11:00:00Z")
+    assert [r.partition_key for r in tick(first.cursor).run_requests] == ["2026-02-02"]
