@@ -107,7 +107,12 @@ def reviewed_examples(context: dg.AssetExecutionContext, flywheel: FlywheelResou
     path = write_parquet(examples_table(rows), flywheel.home().warehouse(REVIEWED_ASSET, week))
     stats = review_stats(items, decisions)
     kappa_ok = stats.kappa is None or stats.kappa >= cfg.agreement_kappa_warn
-    rates_ok = stats.fix_rate <= cfg.fix_rate_warn and stats.reject_rate <= cfg.reject_rate_warn
+    too_few = stats.decided < cfg.rate_warn_min_decided
+    rates_ok = too_few or (stats.fix_rate <= cfg.fix_rate_warn and stats.reject_rate <= cfg.reject_rate_warn)
+    rates_text = (f"only {stats.decided} items decided (rates are judged from {cfg.rate_warn_min_decided})" if too_few
+                  else f"fix rate {stats.fix_rate:.0%} (warn above {cfg.fix_rate_warn:.0%}), reject rate "
+                       f"{stats.reject_rate:.0%} (warn above {cfg.reject_rate_warn:.0%}): high rates mean the model "
+                       "or the batch selection is off")
     checks = [
         dg.AssetCheckResult(
             check_name="reviewer_agreement", passed=kappa_ok, severity=dg.AssetCheckSeverity.WARN,
@@ -119,6 +124,7 @@ def reviewed_examples(context: dg.AssetExecutionContext, flywheel: FlywheelResou
         ),
         dg.AssetCheckResult(
             check_name="fix_and_reject_rates", passed=rates_ok, severity=dg.AssetCheckSeverity.WARN,
+            description=rates_text,
             metadata={"fix_rate": stats.fix_rate, "reject_rate": stats.reject_rate,
                       "fix_rate_warn": cfg.fix_rate_warn, "reject_rate_warn": cfg.reject_rate_warn,
                       "decided": stats.decided},

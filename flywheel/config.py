@@ -63,6 +63,7 @@ class LabelingConfig(_Strict):
     near_duplicate_similarity: float = Field(0.9, ge=0, le=1)
     fix_rate_warn: float = Field(0.6, ge=0, le=1)
     reject_rate_warn: float = Field(0.4, ge=0, le=1)
+    rate_warn_min_decided: int = Field(20, ge=1, description="judge fix/reject rates only once this many items are decided")
     agreement_kappa_warn: float = Field(0.4, ge=-1, le=1, description="warn when Cohen's kappa of double-reviewed items is below this")
     seed: int = 0
 

@@ -12,6 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from assets.labeling import labeling_batch, reviewed_examples
 from assets.resources import FlywheelResource
@@ -414,3 +415,23 @@ def test_batch_from_the_real_capture_stage(home: FlywheelHome, project_dir: Path
     assert kinds[ids[0]] == "correction" and kinds[ids[1]] == "negative" and kinds[ids[5]] == "low_confidence"
     assert next(r for r in batch if r["interaction_id"] == ids[0])["correction_text"] == "the right answer"
     assert len(batch) == 6
+
+
+def test_fix_and_reject_rates_are_judged_only_on_enough_decisions(store: ReviewStore, tmp_path: Path,
+                                                                   project_dir: Path) -> None:
+    items = _batch(store, 4)
+    for it in items:
+        record_decision(store, WEEK, it["item_id"], "ann", "reject", reason="off-topic")
+    resource = FlywheelResource(home_dir=str(tmp_path / "home"), database_url=store.url, project_dir=str(project_dir))
+
+    def rates_check() -> dg.AssetCheckEvaluation:
+        result = dg.materialize([reviewed_examples], partition_key=WEEK, resources={"flywheel": resource})
+        return next(c for c in result.get_asset_check_evaluations() if c.check_name == "fix_and_reject_rates")
+
+    few = rates_check()
+    assert few.passed and "only 4 items decided" in (few.description or "")
+    cfg = yaml.safe_load((project_dir / "flywheel.yaml").read_text())
+    cfg.setdefault("labeling", {})["rate_warn_min_decided"] = 4
+    (project_dir / "flywheel.yaml").write_text(yaml.safe_dump(cfg))
+    judged = rates_check()
+    assert not judged.passed and "reject rate 100%" in (judged.description or "")
