@@ -1,12 +1,14 @@
 """Capture stage throughput and memory against DuckDB's bare read_json -> Parquet of the same files.
 
-    .venv/bin/python benchmarks/capture.py --events 1000000 [--pii-compare]
+    .venv/bin/python benchmarks/capture.py --events 1000000 [--workers N] [--pii-compare]
 
 Generates one day of realistic traffic with the capture SDK (real instructions and answers from the
 Alpaca sample in ../shared/datasets, PII in some rows, sessions with resubmissions, feedback events,
 a few broken lines, several landing files), then runs, each in its own subprocess so that peak RSS
 (ru_maxrss) is measured per side:
-- capture: `ingest_interactions` + `compute_signals`, the functions the Dagster assets call;
+- capture: `ingest_interactions` + `compute_signals`, the functions the Dagster assets call (ingestion
+  validates and redacts in `ingest_workers()` worker processes; their peak RSS is reported beside
+  the main process's);
 - baseline: DuckDB `read_json` of the same interaction and feedback files written to Parquet.
 `--pii-compare` also times presidio-analyzer's pattern recognizers (if installed) against
 `flywheel.pii` on the same texts.
@@ -27,7 +29,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flywheel.capture import FEEDBACK, INTERACTIONS, CaptureWriter, ingest_interactions, landing_files  # noqa: E402
+from flywheel.capture import (  # noqa: E402
+    FEEDBACK,
+    INTERACTIONS,
+    CaptureWriter,
+    ingest_interactions,
+    ingest_workers,
+    landing_files,
+)
 from flywheel.config import CaptureConfig  # noqa: E402
 from flywheel.signals import compute_signals  # noqa: E402
 from flywheel.storage import FlywheelHome  # noqa: E402
@@ -85,10 +94,10 @@ def generate(home: FlywheelHome, events: int, seed: int = 0) -> dict[str, int]:
     return counts
 
 
-def run_capture(home: FlywheelHome) -> dict[str, object]:
+def run_capture(home: FlywheelHome, workers: int | None = None) -> dict[str, object]:
     config = CaptureConfig()
     t0 = time.perf_counter()
-    ingest = ingest_interactions(home, DAY, config)
+    ingest = ingest_interactions(home, DAY, config, workers=workers)
     t1 = time.perf_counter()
     signals = compute_signals(home, DAY, config)
     t2 = time.perf_counter()
@@ -116,17 +125,18 @@ def run_baseline(home: FlywheelHome, out: Path) -> dict[str, object]:
     return result
 
 
-def _child(stage: str, home: str) -> None:
+def _child(stage: str, home: str, workers: int | None) -> None:
     h = FlywheelHome(home)
-    result = run_capture(h) if stage == "capture" else run_baseline(h, Path(tempfile.mkdtemp(dir=home)))
+    result = run_capture(h, workers) if stage == "capture" else run_baseline(h, Path(tempfile.mkdtemp(dir=home)))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["worker_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker
+    result["workers"] = (workers or ingest_workers()) if stage == "capture" else 0
     print(json.dumps(result))
 
 
-def _in_subprocess(stage: str, home: FlywheelHome) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", stage, "--home", str(home.root)], check=True, capture_output=True, text=True
-    )
+def _in_subprocess(stage: str, home: FlywheelHome, workers: int | None) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--child", stage, "--home", str(home.root)]
+    out = subprocess.run([*cmd, *(["--workers", str(workers)] if workers else [])], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -173,12 +183,13 @@ def compare_pii(n: int = 3000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, help="ingestion worker processes (default: ingest_workers(); 1: none)")
     parser.add_argument("--pii-compare", action="store_true")
     parser.add_argument("--child", choices=["capture", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.home)
+        _child(args.child, args.home, args.workers)
         return
     with tempfile.TemporaryDirectory(prefix="flywheel-bench-") as tmp:
         home = FlywheelHome(tmp)
@@ -187,13 +198,16 @@ def main() -> None:
         files = landing_files(home, INTERACTIONS, DAY) + landing_files(home, FEEDBACK, DAY)
         size = sum(p.stat().st_size for p in files) / 2**20
         print(f"generated {counts} in {time.perf_counter() - t0:.1f}s: {len(files)} files, {size:,.0f} MiB")
-        base = _in_subprocess("baseline", home)
-        cap = _in_subprocess("capture", home)
+        base = _in_subprocess("baseline", home, None)
+        cap = _in_subprocess("capture", home, args.workers)
         n = counts["interactions"]
         print(f"baseline  DuckDB read_json -> Parquet: {base['seconds']:.1f}s  {n / base['seconds']:,.0f} events/s  "
               f"peak RSS {base['peak_rss_mib']:,.0f} MiB  rows {base['interactions_rows']}+{base['feedback_rows']}")  # fmt: skip
+        # the workers run at once: their peaks add up at worst (ru_maxrss of children is the largest one's)
+        total_rss = cap["peak_rss_mib"] + cap["workers"] * cap["worker_rss_mib"]  # type: ignore[operator]
         print(f"capture   ingest {cap['ingest_s']:.1f}s + signals {cap['signals_s']:.1f}s = {cap['seconds']:.1f}s  "
-              f"{n / cap['seconds']:,.0f} events/s  peak RSS {cap['peak_rss_mib']:,.0f} MiB")  # fmt: skip
+              f"{n / cap['seconds']:,.0f} events/s  peak RSS {cap['peak_rss_mib']:,.0f} MiB + {cap['workers']} ingest "
+              f"workers x {cap['worker_rss_mib']:,.0f} MiB = {total_rss:,.0f} MiB at most")  # fmt: skip
         print(f"          read {cap['rows_read']} accepted {cap['rows_accepted']} quarantined {cap['rows_quarantined']} "
               f"pii {cap['pii_hits']} signals {cap['signals']} resubmissions {cap['resubmissions']}")  # fmt: skip
         ratio = cap["seconds"] / base["seconds"]  # type: ignore[operator]

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
 import math
+import multiprocessing
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -70,6 +74,9 @@ QUARANTINE_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
+
+PARALLEL_MIN_BYTES = 16 << 20  # smaller days are ingested in-process: starting the pool costs ~1 s
+PIECE_BYTES = 64 << 20  # landing files bigger than this are split at line ends into pieces this big
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -300,15 +307,18 @@ class LandingLine:
 def iter_landing_lines(files: Iterable[Path], counts: Counter[str]) -> Iterator[LandingLine]:
     """Every non-blank line of `files` in order; blank lines are counted in `counts["blank_lines"]`."""
     for index, path in enumerate(files):
-        name = str(path)
         with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                raw = raw.rstrip(b"\r\n")
-                if not raw.strip():
-                    counts["blank_lines"] += 1
-                    continue
-                counts["bytes_read"] += len(raw)
-                yield LandingLine(index, name, number, raw)
+            yield from _non_blank_lines(fh, index, str(path), 1, counts)
+
+
+def _non_blank_lines(lines: Iterable[bytes], index: int, name: str, first: int, counts: Counter[str]) -> Iterator[LandingLine]:
+    for number, raw in enumerate(lines, start=first):
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            counts["blank_lines"] += 1
+            continue
+        counts["bytes_read"] += len(raw)
+        yield LandingLine(index, name, number, raw)
 
 
 def decode_object(raw: bytes) -> dict[str, Any]:
@@ -556,16 +566,57 @@ def ingest_interactions(
     files: Sequence[Path] | None = None,
     batch_rows: int = 20_000,
     batch_chars: int = 32 << 20,
+    workers: int | None = None,
+    piece_bytes: int = PIECE_BYTES,
 ) -> IngestReport:
     """Validate, redact and deduplicate one day's landing interactions into the warehouse.
 
     Writes `warehouse/interactions/<day>.parquet` (INTERACTIONS_SCHEMA) and
     `quarantine/interactions/<day>.parquet` (QUARANTINE_SCHEMA), each atomically, replacing earlier
     runs. Memory stays bounded: rows go through in batches of `batch_rows` / `batch_chars`.
+
+    `workers` processes validate and redact pieces of the files (whole files, or `piece_bytes`
+    ranges of bigger ones) at once; this process deduplicates and writes, in file and line order,
+    so the tables are the same for any number of workers. By default (`None`): `ingest_workers()`
+    when the day's files hold at least `PARALLEL_MIN_BYTES`, else 1 (no pool). Workers are started
+    with 'spawn' (a fresh interpreter: safe in threaded hosts such as a Dagster run), so a script
+    calling this needs the usual `if __name__ == '__main__':` guard.
     """
     files = list(landing_files(home, INTERACTIONS, day) if files is None else files)
+    if workers is None:
+        workers = ingest_workers() if sum(p.stat().st_size for p in files) >= PARALLEL_MIN_BYTES else 1
+    if workers > 1 and getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "ingest_interactions ran while a worker process was importing the main module: call it under "
+            "`if __name__ == '__main__':` (workers are started with 'spawn'), or pass workers=1"
+        )
     with cyclic_gc_paused():
+        if workers > 1:
+            return _ingest_in_pool(home, day, config, files, workers, batch_rows, batch_chars, piece_bytes)
         return _ingest(home, day, config, files, batch_rows, batch_chars)
+
+
+def ingest_workers() -> int:
+    """Worker processes for a big day: the CPUs this process may use, at most 2."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
+
+
+def _checked_row(item: LandingLine, max_chars: int) -> tuple[Any, ...]:
+    if len(item.raw) > 16 * max_chars + 65_536:  # larger than any valid row could be
+        raise RowError("huge_field", f"line of {len(item.raw)} bytes exceeds the field limits")
+    return validate_interaction(decode_object(item.raw), max_chars)
+
+
+def _quarantine_row(item: LandingLine, reason: str, detail: str) -> tuple[str, int, str, str, str]:
+    return (item.source_file, item.line, reason, f"{Path(item.source_file).name}:{item.line}: {detail}", raw_text(item.raw))
+
+
+def _duplicate_detail(iid: str, files: Sequence[Path], at: int) -> str:
+    return f"interaction_id {iid!r} already seen at {files[at >> 32].name}:{at & 0xFFFFFFFF}"
 
 
 def _ingest(
@@ -586,15 +637,12 @@ def _ingest(
         for item in iter_landing_lines(files, counts):
             report.rows_read += 1
             try:
-                if len(item.raw) > 16 * max_chars + 65_536:  # larger than any valid row could be
-                    raise RowError("huge_field", f"line of {len(item.raw)} bytes exceeds the field limits")
-                row = validate_interaction(decode_object(item.raw), max_chars)
+                row = _checked_row(item, max_chars)
                 iid = row[0]
                 if iid in first_seen:
-                    at = first_seen[iid]
-                    raise RowError("duplicate_id", f"interaction_id {iid!r} already seen at {files[at >> 32].name}:{at & 0xFFFFFFFF}")
+                    raise RowError("duplicate_id", _duplicate_detail(iid, files, first_seen[iid]))
             except RowError as err:
-                quarantine.add(item.source_file, item.line, err.reason, f"{Path(item.source_file).name}:{item.line}: {err.detail}", raw_text(item.raw))
+                quarantine.add(*_quarantine_row(item, err.reason, err.detail))
                 continue
             first_seen[iid] = item.file_index << 32 | item.line
             batch.add(row, len(item.raw))
@@ -613,6 +661,199 @@ def _ingest(
     report.blank_lines = counts["blank_lines"]
     report.bytes_read = counts["bytes_read"]
     return report
+
+
+# --- ingestion in worker processes ---------------------------------------------------------------
+_LINE = "_line"
+_PART_SCHEMA = INTERACTIONS_SCHEMA.append(pa.field(_LINE, pa.int64()))
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Bytes `start:end` of landing file number `file_index`; its first line is line `first_line`."""
+
+    file_index: int
+    path: str
+    start: int
+    end: int
+    first_line: int
+
+    def lines(self, counts: Counter[str]) -> Iterator[LandingLine]:
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            data = fh.read(self.end - self.start)
+        return _non_blank_lines(io.BytesIO(data), self.file_index, self.path, self.first_line, counts)
+
+
+def split_landing_files(files: Sequence[Path], piece_bytes: int) -> Iterator[_Piece]:
+    """The files as pieces of at most `piece_bytes` (more only for a single longer line), cut at line ends."""
+    for index, path in enumerate(files):
+        size = path.stat().st_size
+        start, line = 0, 1
+        with open(path, "rb") as fh:
+            while size - start > piece_bytes:
+                block = fh.read(piece_bytes)
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    end, lines = start + cut + 1, block.count(b"\n", 0, cut + 1)
+                else:  # one line longer than a piece: the piece runs to its end
+                    end, lines = start + len(block), 1
+                    while more := fh.read(1 << 20):
+                        at = more.find(b"\n")
+                        if at >= 0:
+                            end += at + 1
+                            break
+                        end += len(more)
+                yield _Piece(index, str(path), start, end, line)
+                start, line = end, line + lines
+                fh.seek(start)
+        if start < size:
+            yield _Piece(index, str(path), start, size, line)
+
+
+@dataclass(frozen=True)
+class _PieceJob:
+    piece: _Piece
+    part_dir: str
+    seq: int
+    max_chars: int
+    pii_kinds: tuple[str, ...] | None
+    batch_rows: int
+    batch_chars: int
+
+
+@dataclass
+class _PieceResult:
+    accepted: str  # Arrow IPC file: redacted accepted rows (_PART_SCHEMA), duplicates not yet removed
+    quarantined: str  # Arrow IPC file (QUARANTINE_SCHEMA)
+    rows_read: int
+    counts: Counter[str]
+    pii_hits: Counter[str]
+
+
+def _validate_piece(job: _PieceJob) -> _PieceResult:
+    """In a worker: validate and redact one piece into Arrow IPC parts (duplicates are left to the parent)."""
+    with cyclic_gc_paused():
+        redactor = PiiRedactor(job.pii_kinds) if job.pii_kinds is not None else None
+        counts: Counter[str] = Counter()
+        rejected: list[tuple[str, int, str, str, str]] = []
+        rows_read = 0
+        accepted = os.path.join(job.part_dir, f"{job.seq:06d}.accepted.arrow")
+        with pa.OSFile(accepted, "wb") as sink, pa.ipc.new_file(sink, _PART_SCHEMA) as writer:
+            batch, lines = _RowBatch(), []
+            for item in job.piece.lines(counts):
+                rows_read += 1
+                try:
+                    row = _checked_row(item, job.max_chars)
+                except RowError as err:
+                    rejected.append(_quarantine_row(item, err.reason, err.detail))
+                    continue
+                batch.add(row, len(item.raw))
+                lines.append(item.line)
+                if len(batch) >= job.batch_rows or batch.chars >= job.batch_chars:
+                    writer.write_batch(_with_lines(batch.to_batch(redactor), lines))
+                    batch, lines = _RowBatch(), []
+            if len(batch):
+                writer.write_batch(_with_lines(batch.to_batch(redactor), lines))
+        quarantined = os.path.join(job.part_dir, f"{job.seq:06d}.quarantined.arrow")
+        with pa.OSFile(quarantined, "wb") as sink, pa.ipc.new_file(sink, QUARANTINE_SCHEMA) as writer:
+            writer.write_table(_quarantine_table(rejected))
+    return _PieceResult(accepted, quarantined, rows_read, counts, redactor.hits if redactor is not None else Counter())
+
+
+def _with_lines(batch: pa.RecordBatch, lines: list[int]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([*batch.columns, pa.array(lines, pa.int64())], schema=_PART_SCHEMA)
+
+
+def _quarantine_table(rows: list[tuple[str, int, str, str, str]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in QUARANTINE_SCHEMA]
+    return pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, QUARANTINE_SCHEMA.types, strict=True)], schema=QUARANTINE_SCHEMA)
+
+
+def _read_part(path: str) -> pa.Table:
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def _ingest_in_pool(
+    home: FlywheelHome, day: str, config: CaptureConfig, files: list[Path], workers: int,
+    batch_rows: int, batch_chars: int, piece_bytes: int,
+) -> IngestReport:  # fmt: skip
+    """`_ingest` with the validation and redaction done by `workers` processes, a few pieces ahead."""
+    report = IngestReport(day=day, files=len(files))
+    pii_kinds = tuple(config.pii.kinds) if config.pii.enabled else None
+    counts: Counter[str] = Counter()
+    pii_hits: Counter[str] = Counter()
+    first_seen: dict[str, int] = {}  # interaction_id -> file_index << 32 | line of its first row
+    out_path = home.warehouse(INTERACTIONS, day)
+    with (
+        atomic_path(out_path) as out_tmp,
+        atomic_path(home.quarantine(INTERACTIONS, day)) as q_tmp,
+        tempfile.TemporaryDirectory(prefix=f".{day}.parts.", suffix=".tmp", dir=out_path.parent) as part_dir,
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
+        quarantine = QuarantineSink(q_tmp)
+        writer = pq.ParquetWriter(out_tmp, INTERACTIONS_SCHEMA, compression="zstd")
+
+        def merge(piece: _Piece, done: Future[_PieceResult]) -> None:
+            result = done.result()
+            report.rows_read += result.rows_read
+            counts.update(result.counts)
+            pii_hits.update(result.pii_hits)
+            table = _read_part(result.accepted)
+            rejected = [tuple(r.values()) for r in _read_part(result.quarantined).to_pylist()]
+            base = piece.file_index << 32
+            duplicates: dict[int, tuple[int, str, int]] = {}  # line -> (row, interaction_id, first seen)
+            ids = table.column("interaction_id").to_pylist()
+            for row, (iid, line) in enumerate(zip(ids, table.column(_LINE).to_pylist(), strict=True)):
+                at = first_seen.setdefault(iid, base | line)
+                if at != base | line:
+                    duplicates[line] = (row, iid, at)
+            if duplicates:
+                keep = [True] * table.num_rows
+                for item in piece.lines(Counter()):
+                    if item.line in duplicates:
+                        row, iid, at = duplicates[item.line]
+                        keep[row] = False
+                        rejected.append(_quarantine_row(item, "duplicate_id", _duplicate_detail(iid, files, at)))
+                        pii_hits.subtract(_pii_hits_of(item, config.max_field_chars, pii_kinds))
+                rejected.sort(key=lambda r: r[1])
+                table = table.filter(pa.array(keep))
+            for r in rejected:
+                quarantine.add(*r)
+            table = table.drop_columns([_LINE])
+            writer.write_table(table, row_group_size=batch_rows)
+            report.rows_accepted += table.num_rows
+            os.unlink(result.accepted)
+            os.unlink(result.quarantined)
+
+        pending: deque[tuple[_Piece, Future[_PieceResult]]] = deque()
+        for seq, piece in enumerate(split_landing_files(files, piece_bytes)):
+            job = _PieceJob(piece, part_dir, seq, config.max_field_chars, pii_kinds, batch_rows, batch_chars)
+            pending.append((piece, pool.submit(_validate_piece, job)))
+            if len(pending) > workers:  # keep every worker busy, and at most a few parts on disk
+                merge(*pending.popleft())
+        while pending:
+            merge(*pending.popleft())
+        writer.close()
+        quarantine.close()
+    report.rows_quarantined = sum(quarantine.reasons.values())
+    report.quarantine_reasons = quarantine.reasons
+    report.pii_hits = +pii_hits
+    report.blank_lines = counts["blank_lines"]
+    report.bytes_read = counts["bytes_read"]
+    return report
+
+
+def _pii_hits_of(item: LandingLine, max_chars: int, pii_kinds: tuple[str, ...] | None) -> Counter[str]:
+    """The PII a worker counted in the texts of an accepted row (that turned out to be a duplicate)."""
+    if pii_kinds is None:
+        return Counter()
+    redactor = PiiRedactor(pii_kinds)
+    row = _checked_row(item, max_chars)
+    for text in (*row[6], row[8], row[11]):  # message contents, output, metadata JSON
+        redactor.redact(text)
+    return redactor.hits
 
 
 # --- what a day's capture run reads (for the landing sensor) ---------------------------------------

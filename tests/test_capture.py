@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +29,7 @@ from flywheel.capture import (
     ingest_interactions,
     landing_files,
     parse_ts_us,
+    split_landing_files,
 )
 from flywheel.config import CaptureConfig
 from flywheel.storage import FlywheelHome, read_parquet
@@ -218,6 +220,49 @@ def test_small_batches_give_the_same_table(home: FlywheelHome) -> None:
     ingest_interactions(home, DAY, CaptureConfig(), batch_rows=7)
     assert read_parquet(home.warehouse(INTERACTIONS, DAY)).equals(whole)
     assert whole.num_rows == 50 and whole.column("input_text")[3].as_py() == "question 3 from [EMAIL]"
+
+
+def test_split_landing_files_cuts_at_line_ends_and_numbers_lines(tmp_path: Path) -> None:
+    lines = [b"a" * 30, b"", b"b" * 5, b"c" * 200, b"d" * 10, b"e"]  # no newline after the last line
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    pieces = list(split_landing_files([path, path], piece_bytes=40))
+    assert [(p.file_index, p.first_line) for p in pieces] == [(0, 1), (0, 4), (0, 5), (1, 1), (1, 4), (1, 5)]
+    assert pieces[1].end - pieces[1].start == 201  # a line longer than a piece is a piece of its own
+    for index in (0, 1):
+        mine = [p for p in pieces if p.file_index == index]
+        assert mine[0].start == 0 and mine[-1].end == path.stat().st_size
+        assert all(a.end == b.start for a, b in zip(mine, mine[1:], strict=False))
+    counts: Counter[str] = Counter()
+    got = [(item.line, item.raw) for p in pieces if p.file_index == 0 for item in p.lines(counts)]
+    assert got == [(i + 1, raw) for i, raw in enumerate(lines) if raw]
+    assert counts["blank_lines"] == 1
+
+
+def test_worker_processes_give_the_same_tables_and_report(home: FlywheelHome) -> None:
+    """Pieces of files validated in 2 processes: duplicates across pieces and files still go to the
+    first row in file/line order, and the PII counted in a duplicate's texts is not counted."""
+    folder = home.landing(INTERACTIONS, DAY)
+    folder.mkdir(parents=True)
+    pii = _record(messages=[{"role": "user", "content": "mail bob@corp.com, card 4111 1111 1111 1111"}])
+    bad = [line for line, _ in _bad_lines()[:8]]
+    a = [json.dumps(_record(output=f"answer {i}")).encode() for i in range(60)]
+    a[7], a[40], a[41] = json.dumps(pii).encode(), a[3], a[3]  # repeats in later pieces of the same file
+    a[20:20] = [b"", *bad]
+    b = [json.dumps(_record()).encode() for _ in range(30)]
+    b[2], b[25] = json.dumps(pii).encode(), a[10]
+    (folder / "a.jsonl").write_bytes(b"\n".join(a) + b"\n")
+    (folder / "b.jsonl").write_bytes(b"\n".join(b))
+
+    one = ingest_interactions(home, DAY, CaptureConfig(), workers=1, batch_rows=16)
+    out = read_parquet(home.warehouse(INTERACTIONS, DAY))
+    q = read_parquet(home.quarantine(INTERACTIONS, DAY))
+    assert dict(one.quarantine_reasons)["duplicate_id"] == 4 and one.pii_hits == {"email": 1, "card": 1}
+    two = ingest_interactions(home, DAY, CaptureConfig(), workers=2, batch_rows=16, piece_bytes=2_000)
+    assert read_parquet(home.warehouse(INTERACTIONS, DAY)).equals(out)
+    assert read_parquet(home.quarantine(INTERACTIONS, DAY)).equals(q)
+    assert two == one and two.conserved
+    assert [p.name for p in home.warehouse(INTERACTIONS).iterdir()] == [f"{DAY}.parquet"]  # no parts left
 
 
 def test_empty_day_writes_empty_tables(home: FlywheelHome) -> None:
