@@ -18,12 +18,14 @@ import dagster as dg
 from assets.resources import FlywheelResource
 from flywheel.curation import (
     SourceLoad,
+    conflict_review_status,
     curate,
     load_source_examples,
     quarantine_table,
     read_eval_items,
     read_examples,
     read_manifest,
+    register_conflict_review,
     register_review_sample,
     write_dataset_version,
 )
@@ -138,6 +140,11 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         batch = register_review_sample(flywheel.db_url(), dv, rubric_text(project), seed=project.curation.seed)
     except Exception as exc:  # the sample file is written either way; the batch is a convenience
         context.log.warning(f"review sample not registered as a batch: {exc}")
+    conflict_batch = None
+    try:
+        conflict_batch = register_conflict_review(flywheel.db_url(), dv, rubric_text(project))
+    except Exception as exc:  # conflicts.parquet is written either way; the check reports a missing batch
+        context.log.warning(f"conflicts not registered as a review batch: {exc}")
     for w in dv.manifest["warnings"]:
         context.log.warning(w)
     m = dv.manifest
@@ -163,20 +170,26 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         "input_lengths": _image_md(dv.path / m["plots"]["input_lengths"], "input length, training vs production"),
         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in m["warnings"]) or "none"),
         "review_batch": batch or "(not registered)",
+        "conflict_batch": conflict_batch or ("(already registered)" if m["counts"]["conflicts"] else "(no conflicts)"),
         "card": dg.MetadataValue.path(str(dv.path / "card.md")),
         "path": dg.MetadataValue.path(str(dv.path)),
     })
 
 
 # --- checks ------------------------------------------------------------------------------------------
-def _rule(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource, name: str) -> dg.AssetCheckResult:
-    """The named rule of the dataset version the latest materialization wrote."""
+def _latest_manifest(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource) -> tuple[str | None, dict[str, Any] | None]:
+    """The version the latest materialization wrote, and its manifest."""
     event = context.instance.get_latest_materialization_event(dg.AssetKey("training_dataset"))
     version = None
     if event and event.asset_materialization:
         entry = event.asset_materialization.metadata.get("version")
         version = entry.value if entry is not None else None
-    manifest = read_manifest(flywheel.home(), str(version)) if version else None
+    return version, read_manifest(flywheel.home(), str(version)) if version else None
+
+
+def _rule(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource, name: str) -> dg.AssetCheckResult:
+    """The named rule of the dataset version the latest materialization wrote."""
+    version, manifest = _latest_manifest(context, flywheel)
     if manifest is None:
         return dg.AssetCheckResult(passed=False, description="no materialized training dataset version to check")
     rule = next((r for r in manifest["rules"] if r["name"] == name), None)
@@ -239,8 +252,15 @@ def distribution_gap(context: dg.AssetCheckExecutionContext, flywheel: FlywheelR
 
 @dg.asset_check(asset=training_dataset)
 def conflicts_pending_review(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource) -> dg.AssetCheckResult:
-    """Warn while conflicting examples (same input, contradicting answers) wait for review."""
-    return _rule(context, flywheel, "conflicts_pending_review")
+    """Warn while conflicting examples (same input, contradicting answers) wait for review in the batch
+    `conflicts-<version>` (passes once every item is decided or the batch is closed)."""
+    version, manifest = _latest_manifest(context, flywheel)
+    if manifest is None:
+        return dg.AssetCheckResult(passed=False, description="no materialized training dataset version to check",
+                                   severity=dg.AssetCheckSeverity.WARN)
+    passed, message = conflict_review_status(flywheel.db_url(), str(version), int(manifest["counts"]["conflicts"]))
+    return dg.AssetCheckResult(passed=passed, description=message, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"version": version, "conflicts": manifest["counts"]["conflicts"]})
 
 
 @dg.asset_check(asset=training_dataset)

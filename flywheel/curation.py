@@ -15,7 +15,7 @@ EXAMPLE_SCHEMA rows; bad rows are quarantined with file, row and reason (read = 
                      copy is kept (human-fixed > real > human > distilled > synthetic, then weight).
 4. `ConflictStep`    near-same inputs whose answers disagree (rapidfuzz ratio below
                      `conflict_answer_similarity`): the most trusted is kept, the rest are listed in
-                     `conflicts.parquet` for review.
+                     `conflicts.parquet` and sent to review as batch `conflicts-<version>`.
 5. `DecontaminationStep` no shared word n-gram (`decontamination_ngram`) and no near-duplicate input
                      with any item of the fixed eval set.
 6. `BalanceStep`     real:synthetic no worse than 1:`max_synthetic_per_real` (seeded down-sampling),
@@ -546,6 +546,7 @@ class ConflictStep(Step):
                     "example_id": r["example_id"], "source": r.get("source"), "generator": r.get("generator"),
                     "input": input_text(r["messages"]), "answer": _answer(r), "kept_example_id": k["example_id"],
                     "kept_source": k.get("source"), "kept_answer": _answer(k), "similarity": round(sim, 4),
+                    "messages": r["messages"],  # for the review batch; not a column of conflicts.parquet
                 })
         return [r for r, d in zip(rows, drop, strict=True) if not d]
 
@@ -920,6 +921,7 @@ class DatasetVersion:
     manifest: dict[str, Any]
     rules: list[Rule]
     review_sample: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def blocking_failures(self) -> list[Rule]:
@@ -1005,7 +1007,7 @@ def write_dataset_version(
     input_length_histogram(inputs, production_inputs, folder / INPUT_LENGTHS_PNG, seed=cfg.seed)
     write_text(dataset_card(manifest, result, rubric_text, rubric_path), folder / "card.md")
     write_json(manifest, folder / "manifest.json")
-    dv = DatasetVersion(version, folder, manifest, rules, review)
+    dv = DatasetVersion(version, folder, manifest, rules, review, list(result.ctx.conflicts))
     if not dv.blocking_failures:
         write_text(version + "\n", home.path("datasets", "LATEST"))
     return dv
@@ -1024,6 +1026,47 @@ def register_review_sample(db_url: str, dv: DatasetVersion, rubric_text: str, se
     create_sample_batch(store, batch_id, dv.review_sample, n=len(dv.review_sample), seed=seed, rubric=rubric_text,
                         source=f"datasets/{dv.version}/review_sample.jsonl")
     return batch_id
+
+
+def conflict_batch_id(version: str) -> str:
+    return f"conflicts-{version}"
+
+
+def register_conflict_review(db_url: str, dv: DatasetVersion, rubric_text: str) -> str | None:
+    """Send the version's conflicting examples (dropped ones beside the kept answer) to the decision store as
+    batch `conflicts-<version>`; returns the batch id, or None when there are none or it is already registered
+    (a rebuild of the same version keeps the batch and its decisions)."""
+    from flywheel.labeling import create_conflict_batch
+    from flywheel.review_store import ReviewStore
+
+    batch_id = conflict_batch_id(dv.version)
+    if not dv.conflicts:
+        return None
+    store = ReviewStore(db_url)
+    if store.has_batch(batch_id):
+        return None
+    create_conflict_batch(store, batch_id, dv.conflicts, rubric=rubric_text,
+                          source=f"datasets/{dv.version}/conflicts.parquet")
+    return batch_id
+
+
+def conflict_review_status(db_url: str, version: str, n_conflicts: int) -> tuple[bool, str]:
+    """(passed, message) of `conflicts_pending_review`: passes without conflicts or once the batch
+    `conflicts-<version>` is complete (every item decided, or the batch closed)."""
+    if n_conflicts == 0:
+        return True, "no conflicting examples"
+    from flywheel.review_store import ReviewStore
+
+    batch_id = conflict_batch_id(version)
+    store = ReviewStore(db_url)
+    if not store.has_batch(batch_id):
+        return False, (f"{n_conflicts} of {n_conflicts} conflicts undecided (review batch {batch_id} not registered: "
+                       "materialize training_dataset again)")
+    p = store.progress(batch_id)
+    if p.complete:
+        return True, f"{p.items} conflicts reviewed (batch {batch_id} {p.state})"
+    return False, (f"{p.items - p.decided} of {p.items} conflicts undecided "
+                   f"(review batch {batch_id}: `flywheel review --batch {batch_id}`)")
 
 
 # --- reading the inputs of a build -------------------------------------------------------------------

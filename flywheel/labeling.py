@@ -685,3 +685,54 @@ def load_example_source(home: FlywheelHome, source: str) -> list[dict[str, Any]]
     report = load_file(p)
     return [{"messages": r.messages, "lineage": json.dumps({"file": str(p), "row": r.index})}
             for r in report.rows if r.ok and r.messages]
+
+
+# --- conflicting examples of a dataset version ---------------------------------------------------
+CONFLICT_KIND = "conflict"
+
+
+def create_conflict_batch(
+    store: ReviewStore,
+    batch_id: str,
+    conflicts: Sequence[dict[str, Any]],
+    *,
+    rubric: str = "",
+    source: str | None = None,
+) -> list[dict[str, Any]]:
+    """Send the examples curation dropped as conflicting for review as batch `batch_id`.
+
+    Each conflict row (curation's conflicts list: `example_id`, `messages` or `input`, `answer`, `source`,
+    `generator`, `kept_example_id`, `kept_source`, `kept_answer`, `similarity`) becomes one item showing the
+    dropped example's prompt and answer; the kept example's answer is its evidence and in its lineage.
+    pass = the dropped answer is acceptable too, fix = an edited answer, reject = the dropped answer is wrong.
+    Returns the items (item_id = the dropped example's id; repeats are listed once).
+    """
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for idx, c in enumerate(conflicts):
+        item_id = c.get("example_id")
+        if not item_id or c.get("answer") is None:
+            raise ReviewError(f"conflict {idx}: needs the dropped example's example_id and answer")
+        if item_id in seen:
+            continue
+        seen.add(item_id)
+        msgs = c.get("messages")
+        prompt = ([{"role": m["role"], "content": m["content"]} for m in msgs[:-1]] if msgs
+                  else [{"role": "user", "content": c.get("input") or ""}])
+        lineage = {"row": idx, "example_id": item_id, "source": c.get("source"), "generator": c.get("generator"),
+                   "kept_example_id": c.get("kept_example_id"), "kept_source": c.get("kept_source"),
+                   "kept_answer": c.get("kept_answer"), "answer_similarity": c.get("similarity"), "file": source}
+        items.append({
+            "batch_id": batch_id, "item_id": item_id, "position": len(items), "kind": CONFLICT_KIND,
+            "interaction_id": None, "ts": None, "session_id": None, "model_version": c.get("generator"),
+            "messages": prompt, "input_text": next((m["content"] for m in reversed(prompt) if m["role"] == "user"), ""),
+            "output": c["answer"], "correction_text": None, "signal": "none",
+            "evidence": f"kept answer ({c.get('kept_source') or 'unknown source'}): {c.get('kept_answer') or ''}",
+            "weight": 1.0, "confidence": None, "duplicate_count": 1, "duplicate_ids": [],
+            "input_key": "",  # a training-example conflict holds no production input back from weekly review
+            "source": c.get("source") or source, "lineage": json.dumps(lineage, sort_keys=True, default=str),
+            "rubric": rubric,
+        })
+    store.register_batch(batch_id, items, kind=CONFLICT_KIND, rubric=rubric, source=source,
+                         meta={"conflicts": len(conflicts), "items": len(items)})
+    return items

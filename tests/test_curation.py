@@ -203,6 +203,7 @@ def test_conflicts_listed_for_review() -> None:
     assert len(kept) == 2
     (c,) = ctx.conflicts
     assert c["source"] == "synthetic" and c["kept_source"] == "real" and c["similarity"] < 0.5
+    assert c["messages"] == rows[1]["messages"]  # the dropped conversation, for the review batch
     assert reports[1].dropped == {"conflicting_answer": 1}
 
 

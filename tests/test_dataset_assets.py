@@ -15,7 +15,9 @@ from assets import dataset, training
 from assets.resources import FlywheelResource
 from flywheel.curation import read_manifest
 from flywheel.examples import examples_table, make_example
+from flywheel.labeling import record_decision
 from flywheel.project import template_text
+from flywheel.review_store import ReviewStore
 from flywheel.storage import FlywheelHome, write_parquet
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -26,11 +28,12 @@ CHECKS = [dataset.format_consistent, dataset.size_floor, dataset.real_synthetic_
           dataset.conflicts_pending_review, dataset.size_target]
 
 
-def _project(project_dir: Path, tmp_path: Path, **curation: object) -> Path:
+def _project(project_dir: Path, tmp_path: Path, extra_synthetic: list[dict] | None = None, **curation: object) -> Path:
     synthetic = tmp_path / "synthetic.jsonl"
     rows = [{"messages": [{"role": "user", "content": f"Name a fruit that is {c}."},
                           {"role": "assistant", "content": f"A {c} fruit: the {f}."}], "generator": "gen-a"}
             for c, f in [("red", "strawberry"), ("yellow", "banana"), ("green", "kiwi"), ("orange", "orange")]]
+    rows += extra_synthetic or []
     rows.append({"messages": [{"role": "user", "content": "Name a purple fruit."}, {"role": "assistant", "content": "A plum."}]})
     synthetic.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     distilled = tmp_path / "distilled.jsonl"
@@ -158,3 +161,80 @@ def test_unedited_rubric_refuses_to_build(project_dir: Path, tmp_path: Path, hom
     (project_dir / "rubric.md").write_text(template_text("rubric.md"), encoding="utf-8")
     with pytest.raises(dg.Failure, match="unedited template"):
         dg.materialize([dataset.training_dataset], resources=_resource(project_dir, home))
+
+
+def _check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
+    """Synthetic answers contradicting seed rows: dropped, sent for review as `conflicts-<version>`; the
+    warning stays until every item is decided; rebuilding the same version keeps the batch and decisions."""
+    alpaca = json.loads(ALPACA.read_text())
+    seeds = [alpaca[11], alpaca[13]]  # "Explain the concept of e-commerce." / "Generate a list of five ... books"
+    contradicting = [{"messages": [{"role": "user", "content": r["instruction"]},
+                                   {"role": "assistant", "content": f"I would rather not answer that ({i})."}],
+                      "generator": "gen-b"} for i, r in enumerate(seeds)]
+    _project(project_dir, tmp_path, extra_synthetic=contradicting)
+    _eval_set(home)
+    resources = _resource(project_dir, home)
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=resources)
+    mat = result.asset_materializations_for_node("training_dataset")[0]
+    version = mat.metadata["version"].value
+    batch_id = f"conflicts-{version}"
+    assert mat.metadata["conflict_batch"].value == batch_id
+    conflicts = pq.read_table(home.dataset(version) / "conflicts.parquet").to_pylist()
+    assert len(conflicts) == read_manifest(home, version)["counts"]["conflicts"] >= 2
+    store = ReviewStore(FlywheelHome(home.root).database_url())
+    info = store.batch(batch_id)
+    assert info.kind == "conflict" and info.source == f"datasets/{version}/conflicts.parquet"
+    items = {it["item_id"]: it for it in store.items(batch_id)}
+    assert set(items) == {c["example_id"] for c in conflicts}
+    ours = [it for it in items.values() if it["source"] == "synthetic"]
+    assert sorted(it["output"] for it in ours) == ["I would rather not answer that (0).", "I would rather not answer that (1)."]
+    for it in ours:  # the dropped example's prompt and answer; the kept (seed) answer beside it
+        seed = seeds[int(it["output"][-3])]
+        lineage = json.loads(it["lineage"])
+        assert it["messages"][-1] == {"role": "user", "content": seed["instruction"]}
+        assert lineage["kept_answer"] == seed["output"] and lineage["kept_source"] == "human"
+        assert seed["output"] in it["evidence"]
+    n = len(items)
+    first = _check(result, "conflicts_pending_review")
+    assert not first.passed and first.severity == dg.AssetCheckSeverity.WARN
+    assert first.description == f"{n} of {n} conflicts undecided (review batch {batch_id}: `flywheel review --batch {batch_id}`)"
+    assert _checks(result)["no_eval_contamination"]  # a warning, not a blocker
+
+    # one decision, then a rebuild of the same version: the batch and the decision stay
+    ids = list(items)
+    record_decision(store, batch_id, ids[0], "ana", "reject", reason="contradicts the seed answer")
+    again = dg.materialize([dataset.training_dataset, dataset.conflicts_pending_review], resources=resources)
+    mat2 = again.asset_materializations_for_node("training_dataset")[0]
+    assert mat2.metadata["version"].value == version and mat2.metadata["conflict_batch"].value == "(already registered)"
+    assert [d.item_id for d in store.decisions(batch_id)] == [ids[0]] and store.item_ids(batch_id) == ids
+    second = _check(again, "conflicts_pending_review")
+    assert not second.passed and second.description.startswith(f"{n - 1} of {n} conflicts undecided")
+
+    # every item decided: the check passes
+    for i, item_id in enumerate(ids[1:]):
+        if i % 2:
+            record_decision(store, batch_id, item_id, "ana", "pass")
+        else:
+            record_decision(store, batch_id, item_id, "ana", "fix", text="A better answer.")
+    done = dg.materialize([dataset.training_dataset, dataset.conflicts_pending_review], resources=resources)
+    final = _check(done, "conflicts_pending_review")
+    assert final.passed and batch_id in (final.description or "")
+    assert len(store.decisions(batch_id)) == n
+
+
+def test_no_conflicts_no_batch(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
+    """The plain sources (no contradicting answers): no conflicts batch, the check passes."""
+    _project(project_dir, tmp_path, review_sample_size=0)
+    _eval_set(home)
+    result = dg.materialize(SOURCE_AND_DATASET + [dataset.conflicts_pending_review], resources=_resource(project_dir, home))
+    mat = result.asset_materializations_for_node("training_dataset")[0]
+    version = mat.metadata["version"].value
+    assert read_manifest(home, version)["counts"]["conflicts"] == 0
+    assert mat.metadata["conflict_batch"].value == "(no conflicts)"
+    assert not ReviewStore(home.database_url()).has_batch(f"conflicts-{version}")
+    check = _check(result, "conflicts_pending_review")
+    assert check.passed and check.description == "no conflicting examples"
