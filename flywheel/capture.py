@@ -10,6 +10,9 @@ Ingestion (`ingest_interactions`) streams a day's files line by line in bounded 
 decoded, parsed and validated (a failing row goes to quarantine with its reason), PII is redacted
 (`flywheel.pii`), repeated interaction ids are quarantined as `duplicate_id`, and accepted rows are
 written to `warehouse/interactions/<day>.parquet`. Rows read = rows accepted + rows quarantined.
+A big day (>= `PARALLEL_MIN_BYTES`) is validated and redacted by up to 2 worker processes, a piece
+of a file each; this process then removes duplicates and writes in file and line order, so the
+tables are the same as with one process.
 Blank lines are not rows: JSONL readers skip them, so they are counted apart (`blank_lines`).
 """
 
@@ -76,7 +79,7 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 PARALLEL_MIN_BYTES = 16 << 20  # smaller days are ingested in-process: starting the pool costs ~1 s
-PIECE_BYTES = 64 << 20  # landing files bigger than this are split at line ends into pieces this big
+PIECE_BYTES = 32 << 20  # landing files bigger than this are split at line ends into pieces this big
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
