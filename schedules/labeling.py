@@ -45,7 +45,7 @@ def review_complete_sensor(context: dg.SensorEvaluationContext, flywheel: Flywhe
             tags={"flywheel/batch": batch_id, "flywheel/batch_state": progress.state},
         )
     if not requested:
-        yield dg.SkipReason("no complete review batch")
+        yield dg.SkipReason("no complete review batch waiting to be turned into examples")
 
 
 SENSORS = [review_complete_sensor]
