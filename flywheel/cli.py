@@ -15,6 +15,7 @@ from rich.console import Console
 
 from flywheel.config import ConfigError, load_project
 from flywheel.project import init_project
+from flywheel.storage import FlywheelHome
 
 app = typer.Typer(help="flywheel: a data flywheel for LLM fine-tuning.", no_args_is_help=True, add_completion=False,
     pretty_exceptions_enable=False,
@@ -198,7 +199,6 @@ if TYPE_CHECKING:
 def _review_store() -> ReviewStore:
     """The decision store of FLYWHEEL_HOME (or FLYWHEEL_DATABASE_URL)."""
     from flywheel.review_store import ReviewStore
-    from flywheel.storage import FlywheelHome
 
     return ReviewStore(FlywheelHome.from_env().database_url())
 
@@ -306,7 +306,6 @@ def labeling_sample(
     from flywheel.labeling import create_sample_batch, load_example_source
     from flywheel.project import rubric_text
     from flywheel.review_store import ReviewError
-    from flywheel.storage import FlywheelHome
 
     project_dir = project or Path(os.environ.get("FLYWHEEL_PROJECT") or ".")
     rubric = rubric_text(load_project(project_dir)) if (project_dir / "flywheel.yaml").exists() else ""
@@ -341,9 +340,8 @@ def models_list(home: Path | None = _HOME_OPT, database_url: str | None = _DB_OP
     from rich.table import Table
 
     from flywheel import registry
-    from flywheel.storage import FlywheelHome
 
-    db = database_url or (FlywheelHome(home) if home else FlywheelHome.from_env()).database_url()
+    _, db = _home_and_db(home, database_url)
     records = registry.list_models(db)
     if not records:
         console.print("No model versions in the registry yet.")
@@ -360,6 +358,18 @@ def models_list(home: Path | None = _HOME_OPT, database_url: str | None = _DB_OP
     console.print(table)
 
 
+def _home_and_db(home: Path | None, database_url: str | None) -> tuple[FlywheelHome, str]:
+    """The data home (--home or $FLYWHEEL_HOME) and the registry URL (--database-url or the home's)."""
+    h = FlywheelHome(home) if home else FlywheelHome.from_env()
+    return h, database_url or h.database_url()
+
+
+def _print_serving(info: dict) -> None:
+    console.print(f"serve with: {info['vllm_command']}")
+    for warning in info.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
 @models_app.command("promote")
 def models_promote(
     version: str = typer.Argument(..., help="the model version to make champion"),
@@ -371,19 +381,14 @@ def models_promote(
 ) -> None:
     """Make VERSION the champion; refused without --force when it failed the gate."""
     from flywheel import registry
-    from flywheel.storage import FlywheelHome
 
-    h = FlywheelHome(home) if home else FlywheelHome.from_env()
-    db = database_url or h.database_url()
+    h, db = _home_and_db(home, database_url)
     try:
         rec = registry.promote(db, version, by=by, reason=reason, force=force)
     except registry.RegistryError as exc:
         fail(str(exc))
-    info = registry.write_serving_export(h, rec)
     console.print(f"[bold green]{rec.version} is the champion[/] (promoted by {rec.promoted_by}: {rec.reason})")
-    console.print(f"serve with: {info['vllm_command']}")
-    for warning in info.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+    _print_serving(registry.write_serving_export(h, rec))
 
 
 @models_app.command("rollback")
@@ -395,19 +400,14 @@ def models_rollback(
 ) -> None:
     """Champion -> the previous champion; the current one is retired."""
     from flywheel import registry
-    from flywheel.storage import FlywheelHome
 
-    h = FlywheelHome(home) if home else FlywheelHome.from_env()
-    db = database_url or h.database_url()
+    h, db = _home_and_db(home, database_url)
     try:
         retired, champion = registry.rollback(db, by=by, reason=reason)
     except registry.RegistryError as exc:
         fail(str(exc))
-    info = registry.write_serving_export(h, champion)
     console.print(f"retired {retired.version}; [bold green]{champion.version} is the champion again[/]")
-    console.print(f"serve with: {info['vllm_command']}")
-    for warning in info.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+    _print_serving(registry.write_serving_export(h, champion))
 
 
 @models_app.command("history")
@@ -421,9 +421,8 @@ def models_history(
     from rich.table import Table
 
     from flywheel import registry
-    from flywheel.storage import FlywheelHome
 
-    db = database_url or (FlywheelHome(home) if home else FlywheelHome.from_env()).database_url()
+    _, db = _home_and_db(home, database_url)
     rows = registry.score_history(db, eval_set_version)
     table = Table(title=f"score history (eval set v{eval_set_version})")
     for col in ("cycle", "when", "candidate", "vs", "metric", "candidate score", "champion score", "Δ (95% CI)", "outcome"):
@@ -446,7 +445,6 @@ def _project_home_db(project: Path | None, home: Path | None, database_url: str 
     import os
 
     from flywheel.config import parse_project
-    from flywheel.storage import FlywheelHome
 
     folder = project or Path(os.environ.get("FLYWHEEL_PROJECT") or ".")
     try:
@@ -520,7 +518,6 @@ def demo(
 
     from flywheel.demo import DEMO_PROJECT_DIR, DemoError, reset_home, run_demo, summary_rows
     from flywheel.demo_scenario import FULL, SMALL
-    from flywheel.storage import FlywheelHome
 
     _ensure_dagster_home()
     fw_home = FlywheelHome.from_env()
