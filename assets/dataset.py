@@ -8,13 +8,12 @@ conflicts pending review and size under the target.
 """
 
 
-import base64
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
 from flywheel.curation import (
     SourceLoad,
@@ -42,14 +41,6 @@ def _md(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
     return dg.MetadataValue.md("\n".join(lines))
-
-
-def _image_md(png: Path, alt: str) -> dg.MetadataValue:
-    """The PNG inline (a data URI, so the UI shows it without file access) and its path."""
-    if not png.is_file():
-        return dg.MetadataValue.md(f"(no {alt} plot)")
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})\n\n`{png}`")
 
 
 DIVERSITY_COLUMNS = ("n", "distinct_1", "distinct_2", "compression_ratio", "self_bleu", "cluster_coverage")
@@ -167,7 +158,7 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
                                   for d in m["diversity_changes"]]) if m["diversity_changes"] else "no previous version",
         "production_gap": _gap_md(m["production_gap"]),
         "gap_score": m["production_gap"].get("gap_score"),
-        "input_lengths": _image_md(dv.path / m["plots"]["input_lengths"], "input length, training vs production"),
+        "input_lengths": png_metadata(dv.path / m["plots"]["input_lengths"], "input length, training vs production"),
         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in m["warnings"]) or "none"),
         "review_batch": batch or "(not registered)",
         "conflict_batch": conflict_batch or ("(already registered)" if m["counts"]["conflicts"] else "(no conflicts)"),

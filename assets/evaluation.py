@@ -1,10 +1,10 @@
 """Evaluation assets: the frozen fixed eval set, the candidate-vs-champion evaluation with its
 regression gate, and the champion promotion (a separate asset, so a failed gate changes nothing)."""
 
-import base64
 
 import dagster as dg
 
+from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
 from flywheel import registry
 from flywheel.evaluation import (
@@ -24,12 +24,6 @@ from flywheel.evaluation import build_fixed_eval_set as build_eval_set
 
 def _slice_table(slices: dict[str, int]) -> str:
     return "| slice | items |\n|---|---|\n" + "\n".join(f"| {s} | {n} |" for s, n in slices.items())
-
-
-def _png_markdown(path: str, title: str) -> dg.MetadataValue:
-    with open(path, "rb") as fh:
-        data = base64.b64encode(fh.read()).decode("ascii")
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})\n\n`{path}`")
 
 
 @dg.asset(group_name="evaluation", kinds={"parquet", "python"})
@@ -144,7 +138,7 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
             "champion_answers_cached": outcome.champion_cached,
             "scores": dg.MetadataValue.md(summary_markdown(s)),
             "worst_regressions": dg.MetadataValue.md(worst_regressions_markdown(outcome.answers, primary)),
-            "score_history": _png_markdown(str(outcome.report_dir / "score_history.png"), "score history"),
+            "score_history": png_metadata(str(outcome.report_dir / "score_history.png"), "score history"),
             "score_history_table": dg.MetadataValue.md(registry.score_history_markdown(
                 registry.score_history(flywheel.db_url(), s["eval_set_version"]))),
             "answers": dg.MetadataValue.path(str(outcome.report_dir / "answers.parquet")),
@@ -196,7 +190,7 @@ def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             "vllm_command": dg.MetadataValue.md(f"```bash\n{info['vllm_command']}\n```"),
             "serving": dg.MetadataValue.path(str(home.reports() / "serving.md")),
             "serving_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in info["warnings"]) or "none"),
-            "score_history": _png_markdown(str(plot), "score history"),
+            "score_history": png_metadata(str(plot), "score history"),
             "score_history_table": dg.MetadataValue.md(registry.score_history_markdown(rows)),
         }
     )

@@ -1,12 +1,12 @@
 """Training assets: the LoRA adapter trained on the newest dataset version, run through Dagster Pipes."""
 
-import base64
 import sys
 from pathlib import Path
 
 import dagster as dg
 
 import flywheel
+from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
 from flywheel.training import LOSS_PNG, TrainingRequest, latest_dataset_version
 
@@ -17,13 +17,6 @@ EVAL_SET = ("fixed_eval_set", "current")  # warehouse/fixed_eval_set/current.par
 def training_command(request: TrainingRequest) -> list[str]:
     """`python -m flywheel.training CONFIG_JSON`: the same entry point a GPU pod runs."""
     return [sys.executable, "-m", "flywheel.training", request.model_dump_json()]
-
-
-def _loss_curve_markdown(png: Path) -> str:
-    if not png.is_file():
-        return "(no loss curve: matplotlib missing or no logged steps)"
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return f"![loss curve](data:image/png;base64,{data})\n\n`{png}`"
 
 
 @dg.asset(
@@ -58,5 +51,5 @@ def lora_adapter(context: dg.AssetExecutionContext, flywheel: FlywheelResource) 
     metadata = dict(result.metadata or {})
     path_value = metadata.get("path")
     model_path = Path(str(path_value.value if isinstance(path_value, dg.MetadataValue) else path_value))
-    metadata["loss_curve_plot"] = dg.MetadataValue.md(_loss_curve_markdown(model_path / LOSS_PNG))
+    metadata["loss_curve_plot"] = png_metadata(model_path / LOSS_PNG, "loss curve")
     return dg.MaterializeResult(metadata=metadata, data_version=result.data_version)
