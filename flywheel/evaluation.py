@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from flywheel.config import EvaluationConfig, ProjectConfig
 from flywheel.examples import EXAMPLE_SCHEMA, SOURCES, answer_text, examples_table, make_example, prompt_text
 from flywheel.metrics import METRIC_FUNCTIONS, FormatRule, LLMJudge, paired_bootstrap
 from flywheel.storage import FlywheelHome, write_json, write_parquet
+from flywheel.training_data import find_eval_leaks as training_leaks
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -164,24 +164,12 @@ def eval_items(table: pa.Table) -> list[EvalItem]:
 
 
 # --- leaks -----------------------------------------------------------------------------------
-_WS = re.compile(r"\s+")
-
-
-def normalize_input(text: str) -> str:
-    """Normalisation for the leak check: NFKC, case-folded, whitespace collapsed."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).strip()
-
-
 def find_eval_leaks(eval_table: pa.Table, train_table: pa.Table) -> list[dict[str, str]]:
-    """Eval items whose input (last user turn, normalised) also appears as a training input."""
-    train_inputs = {normalize_input(prompt_text(m)) for m in train_table.column("messages").to_pylist()}
-    train_inputs.discard("")
-    leaks = []
-    for row in eval_table.select(["example_id", "messages"]).to_pylist():
-        text = normalize_input(prompt_text(row["messages"]))
-        if text and text in train_inputs:
-            leaks.append({"example_id": row["example_id"], "input": prompt_text(row["messages"])})
-    return leaks
+    """Eval items whose input (last user turn, normalised) also appears as a training input: the same
+    check training runs before its first step (`training_data.find_eval_leaks`), from the eval side."""
+    evals = eval_table.select(["example_id", "messages"]).to_pylist()
+    leaked = {lk.eval_row for lk in training_leaks(train_table.column("messages").to_pylist(), [r["messages"] for r in evals])}
+    return [{"example_id": evals[i]["example_id"], "input": prompt_text(evals[i]["messages"])} for i in sorted(leaked)]
 
 
 def training_data_leaks(home: FlywheelHome, dataset_version: str | None, eval_table: pa.Table) -> tuple[list[dict[str, str]], str | None]:
