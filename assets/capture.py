@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
 from assets.resources import FlywheelResource
-from flywheel.capture import INTERACTIONS, capture_inputs, ingest_interactions, inputs_fingerprint
-from flywheel.signals import SIGNAL_KINDS, SIGNALS, compute_signals
+from flywheel.capture.ingestion import INTERACTIONS, capture_inputs, ingest_interactions, inputs_fingerprint
+from flywheel.capture.signals import SIGNAL_KINDS, SIGNALS, compute_signals
 
 
 def _count_table(title: str, counts: dict[str, int], total: int | None = None) -> str:

@@ -15,7 +15,9 @@ import dagster as dg
 
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
-from flywheel.curation import (
+from flywheel.core.records import examples_table
+from flywheel.core.storage import write_parquet
+from flywheel.curation.pipeline import (
     SourceLoad,
     conflict_review_status,
     curate,
@@ -28,10 +30,8 @@ from flywheel.curation import (
     register_review_sample,
     write_dataset_version,
 )
-from flywheel.examples import examples_table
-from flywheel.production_gap import recent_production_inputs
+from flywheel.curation.production_gap import recent_production_inputs
 from flywheel.project import rubric_problem, rubric_text
-from flywheel.storage import write_parquet
 
 GROUP = "dataset"
 SOURCE_ASSETS = ("seed_examples", "synthetic_examples", "distilled_examples")

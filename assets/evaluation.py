@@ -6,8 +6,7 @@ import dagster as dg
 
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
-from flywheel import registry
-from flywheel.evaluation import (
+from flywheel.evaluation.cycle import (
     NO_SLICE,
     candidate_pointer,
     eval_set_table,
@@ -19,7 +18,8 @@ from flywheel.evaluation import (
     training_data_leaks,
     worst_regressions_markdown,
 )
-from flywheel.evaluation import build_fixed_eval_set as build_eval_set
+from flywheel.evaluation.cycle import build_fixed_eval_set as build_eval_set
+from flywheel.models import registry
 
 
 def _slice_table(slices: dict[str, int]) -> str:

@@ -5,8 +5,9 @@ import dagster as dg
 
 from assets.partitions import weekly_partitions
 from assets.resources import FlywheelResource
-from flywheel.examples import examples_table
-from flywheel.labeling import (
+from flywheel.core.records import examples_table
+from flywheel.core.storage import write_parquet
+from flywheel.labeling.batches import (
     BATCH_ASSET,
     KINDS,
     REVIEWED_ASSET,
@@ -17,9 +18,8 @@ from flywheel.labeling import (
     select_batch,
     write_batch_files,
 )
+from flywheel.labeling.store import ReviewStore
 from flywheel.project import rubric_problem, rubric_text
-from flywheel.review_store import ReviewStore
-from flywheel.storage import write_parquet
 
 _DAILY_TO_WEEKLY = dg.TimeWindowPartitionMapping()
 

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from flywheel.config import ProjectConfig, load_project, parse_project
-from flywheel.storage import DATABASE_URL_ENV, DEFAULT_HOME, HOME_ENV, FlywheelHome
+from flywheel.core.storage import DATABASE_URL_ENV, DEFAULT_HOME, HOME_ENV, FlywheelHome
 
 PROJECT_ENV = "FLYWHEEL_PROJECT"
 

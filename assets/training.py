@@ -8,7 +8,7 @@ import dagster as dg
 import flywheel
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
-from flywheel.training import LOSS_PNG, TrainingRequest, latest_dataset_version
+from flywheel.training.trainer import LOSS_PNG, TrainingRequest, latest_dataset_version
 
 REPO_ROOT = Path(flywheel.__file__).resolve().parents[1]
 EVAL_SET = ("fixed_eval_set", "current")  # warehouse/fixed_eval_set/current.parquet (+ current.json)

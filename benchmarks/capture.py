@@ -11,7 +11,7 @@ a few broken lines, several landing files), then runs, each in its own subproces
   the main process's);
 - baseline: DuckDB `read_json` of the same interaction and feedback files written to Parquet.
 `--pii-compare` also times presidio-analyzer's pattern recognizers (if installed) against
-`flywheel.pii` on the same texts.
+`flywheel.capture.pii` on the same texts.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flywheel.capture import (  # noqa: E402
+from flywheel.capture.ingestion import (  # noqa: E402
     FEEDBACK,
     INTERACTIONS,
     CaptureWriter,
@@ -37,9 +37,9 @@ from flywheel.capture import (  # noqa: E402
     ingest_workers,
     landing_files,
 )
+from flywheel.capture.signals import compute_signals  # noqa: E402
 from flywheel.config import CaptureConfig  # noqa: E402
-from flywheel.signals import compute_signals  # noqa: E402
-from flywheel.storage import FlywheelHome  # noqa: E402
+from flywheel.core.storage import FlywheelHome  # noqa: E402
 
 DATASET = REPO.parent / "shared" / "datasets" / "alpaca_llamafactory_demo.json"
 DAY = "2026-01-05"
@@ -141,8 +141,8 @@ def _in_subprocess(stage: str, home: FlywheelHome, workers: int | None) -> dict[
 
 
 def compare_pii(n: int = 3000) -> None:
-    """flywheel.pii against presidio-analyzer's pattern recognizers on the same texts."""
-    from flywheel.pii import PiiRedactor
+    """flywheel.capture.pii against presidio-analyzer's pattern recognizers on the same texts."""
+    from flywheel.capture.pii import PiiRedactor
 
     rows = json.loads(DATASET.read_text(encoding="utf-8"))
     rng = random.Random(1)
@@ -155,7 +155,7 @@ def compare_pii(n: int = 3000) -> None:
     t0 = time.perf_counter()
     PiiRedactor().redact_array(pa.array(texts))
     ours = time.perf_counter() - t0
-    print(f"flywheel.pii (RE2 prefilter + exact re): {n / ours:,.0f} texts/s ({mb / ours:.1f} MB/s)")
+    print(f"flywheel.capture.pii (RE2 prefilter + exact re): {n / ours:,.0f} texts/s ({mb / ours:.1f} MB/s)")
     try:
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,

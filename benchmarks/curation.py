@@ -24,10 +24,10 @@ import psutil
 from rapidfuzz import fuzz, process
 
 from flywheel.config import CurationConfig
-from flywheel.curation import EvalItems, curate, input_text, normalize_text, write_dataset_version
-from flywheel.examples import make_example
-from flywheel.near_duplicates import MinHasher, exact_jaccard, near_duplicate_clusters
-from flywheel.storage import FlywheelHome
+from flywheel.core.records import make_example
+from flywheel.core.storage import FlywheelHome
+from flywheel.curation.near_duplicates import MinHasher, exact_jaccard, near_duplicate_clusters
+from flywheel.curation.pipeline import EvalItems, curate, input_text, normalize_text, write_dataset_version
 
 TOPICS = "account billing password refund order shipping invoice login email phone plan upgrade delivery " \
          "subscription address payment card coupon return warranty battery screen printer router app".split()

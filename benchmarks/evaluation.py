@@ -10,10 +10,10 @@ import sys
 import tempfile
 import time
 
-from flywheel.base_model import load_base
-from flywheel.evaluation import EvalItem, generate_answers, score_answers
-from flywheel.metrics import paired_bootstrap
-from flywheel.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome
+from flywheel.evaluation.cycle import EvalItem, generate_answers, score_answers
+from flywheel.evaluation.metrics import paired_bootstrap
+from flywheel.models.base import load_base
 
 
 def main(n: int = 100, max_new_tokens: int = 24) -> None:

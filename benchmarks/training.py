@@ -8,7 +8,7 @@ Both variants train the same LoRA (r=16, alpha=32, all-linear) on the same synth
 - defaults: plain `SFTConfig` (no packing, padding to the longest in the batch, default attention,
   gradient checkpointing on as trl defaults; bf16 autocast on GPU over fp32 weights as trl loads
   a model path, fp32 on CPU), the model passed as a path so trl loads it its own way.
-- flywheel: `flywheel.training` (bf16 weights on GPU, assistant-only labels, best-fit packing,
+- flywheel: `flywheel.training.trainer` (bf16 weights on GPU, assistant-only labels, best-fit packing,
   no padding, SDPA/flash attention by the device plan, no gradient checkpointing).
 Each variant runs in its own subprocess (clean peak memory); tokens/s counts real (non-pad) tokens
 over the timed steps after warm-up. MFU = 6 * N_params * tokens/s / peak bf16 dense FLOP/s.
@@ -76,7 +76,7 @@ def build_model_dir(kind: str, target: Path) -> dict[str, Any]:
     """Save a random-weight model + the byte-level tokenizer as an ordinary HF folder."""
     import torch
 
-    from flywheel.base_model import TINY_CONFIG, build_tiny_model, build_tiny_tokenizer
+    from flywheel.models.base import TINY_CONFIG, build_tiny_model, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     if kind == "tiny":
@@ -131,9 +131,9 @@ def run_variant(variant: str, model_dir: str, args: argparse.Namespace) -> dict[
     from trl import SFTConfig, SFTTrainer
 
     from flywheel.config import TrainingConfig
-    from flywheel.storage import FlywheelHome
-    from flywheel.training import load_base_for_training, make_trainer, plan_device
-    from flywheel.training_data import tokenize_examples
+    from flywheel.core.storage import FlywheelHome
+    from flywheel.training.data import tokenize_examples
+    from flywheel.training.trainer import load_base_for_training, make_trainer, plan_device
 
     cuda = torch.cuda.is_available()
     steps = args.warmup + args.steps

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 from flywheel.config import ConfigError, load_project
+from flywheel.core.storage import FlywheelHome
 from flywheel.project import init_project
-from flywheel.storage import FlywheelHome
 
 app = typer.Typer(help="flywheel: a data flywheel for LLM fine-tuning.", no_args_is_help=True, add_completion=False,
     pretty_exceptions_enable=False,
@@ -193,12 +193,12 @@ def convert(
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
-    from flywheel.review_store import ReviewStore
+    from flywheel.labeling.store import ReviewStore
 
 
 def _review_store() -> ReviewStore:
     """The decision store of FLYWHEEL_HOME (or FLYWHEEL_DATABASE_URL)."""
-    from flywheel.review_store import ReviewStore
+    from flywheel.labeling.store import ReviewStore
 
     return ReviewStore(FlywheelHome.from_env().database_url())
 
@@ -211,8 +211,8 @@ def review(
     port: int = typer.Option(0, "--port", min=0, max=65535, help="0: any free port"),
 ) -> None:
     """Serve the review page of a batch: pass / fix / reject each item (Ctrl+C to stop)."""
-    from flywheel.review_server import ReviewServer
-    from flywheel.review_store import ReviewError
+    from flywheel.labeling.server import ReviewServer
+    from flywheel.labeling.store import ReviewError
 
     store = _review_store()
     try:
@@ -234,8 +234,8 @@ def labeling_export(
     output: Path | None = typer.Option(None, "-o", "--output", help="JSONL file (default: review-<batch>.jsonl)"),
 ) -> None:
     """Write a batch as JSONL; fill in verdict (pass | fix | reject), text (fix) and reason (reject) per line."""
-    from flywheel.labeling import export_batch
-    from flywheel.review_store import ReviewError
+    from flywheel.labeling.batches import export_batch
+    from flywheel.labeling.store import ReviewError
 
     target = output or Path(f"review-{batch}.jsonl")
     try:
@@ -252,7 +252,7 @@ def labeling_import(
     batch: str | None = typer.Option(None, "--batch", help="only accept lines of this batch"),
 ) -> None:
     """Apply a decisions file: every line is validated first; one bad line applies nothing (exit 1)."""
-    from flywheel.labeling import DecisionFileError, import_decisions
+    from flywheel.labeling.batches import DecisionFileError, import_decisions
 
     try:
         report = import_decisions(_review_store(), path, reviewer, batch_id=batch)
@@ -268,7 +268,7 @@ def labeling_close(
     by: str = typer.Option("cli", "--by", help="who closes it"),
 ) -> None:
     """Close a batch by hand: it counts as complete, undecided items stay out of the examples."""
-    from flywheel.review_store import ReviewError
+    from flywheel.labeling.store import ReviewError
 
     store = _review_store()
     try:
@@ -303,9 +303,9 @@ def labeling_sample(
     """Send a seeded random sample of any example source for review (e.g. a synthetic examples file)."""
     import os
 
-    from flywheel.labeling import create_sample_batch, load_example_source
+    from flywheel.labeling.batches import create_sample_batch, load_example_source
+    from flywheel.labeling.store import ReviewError
     from flywheel.project import rubric_text
-    from flywheel.review_store import ReviewError
 
     project_dir = project or Path(os.environ.get("FLYWHEEL_PROJECT") or ".")
     rubric = rubric_text(load_project(project_dir)) if (project_dir / "flywheel.yaml").exists() else ""
@@ -339,7 +339,7 @@ def models_list(home: Path | None = _HOME_OPT, database_url: str | None = _DB_OP
     """Every model version in the registry with its status, scores and who promoted it."""
     from rich.table import Table
 
-    from flywheel import registry
+    from flywheel.models import registry
 
     _, db = _home_and_db(home, database_url)
     records = registry.list_models(db)
@@ -380,7 +380,7 @@ def models_promote(
     database_url: str | None = _DB_OPT,
 ) -> None:
     """Make VERSION the champion; refused without --force when it failed the gate."""
-    from flywheel import registry
+    from flywheel.models import registry
 
     h, db = _home_and_db(home, database_url)
     try:
@@ -399,7 +399,7 @@ def models_rollback(
     database_url: str | None = _DB_OPT,
 ) -> None:
     """Champion -> the previous champion; the current one is retired."""
-    from flywheel import registry
+    from flywheel.models import registry
 
     h, db = _home_and_db(home, database_url)
     try:
@@ -420,7 +420,7 @@ def models_history(
     """The fixed-set score of every evaluation cycle (candidate vs champion, gate outcome)."""
     from rich.table import Table
 
-    from flywheel import registry
+    from flywheel.models import registry
 
     _, db = _home_and_db(home, database_url)
     rows = registry.score_history(db, eval_set_version)
@@ -459,7 +459,7 @@ def _project_home_db(project: Path | None, home: Path | None, database_url: str 
 @app.command()
 def status(project: Path | None = _PROJECT_OPT, home: Path | None = _HOME_OPT, database_url: str | None = _DB_OPT) -> None:
     """One screen: last captured day, pending review batches, latest dataset, champion, score history, next step."""
-    from flywheel.status import collect_status, render_status
+    from flywheel.ops.status import collect_status, render_status
 
     cfg, fw_home, url = _project_home_db(project, home, database_url)
     console.print(render_status(collect_status(cfg, fw_home, url)))
@@ -516,8 +516,8 @@ def demo(
 
     from rich.table import Table
 
-    from flywheel.demo import DEMO_PROJECT_DIR, DemoError, reset_home, run_demo, summary_rows
-    from flywheel.demo_scenario import FULL, SMALL
+    from flywheel.demo.run import DEMO_PROJECT_DIR, DemoError, reset_home, run_demo, summary_rows
+    from flywheel.demo.scenario import FULL, SMALL
 
     _ensure_dagster_home()
     fw_home = FlywheelHome.from_env()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from assets.resources import FlywheelResource
-from flywheel.monitoring import FailureAlert, post_alert
+from flywheel.ops.monitoring import FailureAlert, post_alert
 
 if TYPE_CHECKING:
     from dagster._utils.error import SerializableErrorInfo

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from flywheel.config import AutomationConfig
-from flywheel.monitoring import week_monday
+from flywheel.ops.monitoring import week_monday
 from jobs import daily_capture, retrain, weekly_labeling
 
 

@@ -7,8 +7,8 @@ import dagster as dg
 
 from assets.materializations import latest_partition_metadata
 from assets.resources import FlywheelResource
-from flywheel.labeling import week_days
-from flywheel.review_store import BatchProgress, ReviewStore
+from flywheel.labeling.batches import week_days
+from flywheel.labeling.store import BatchProgress, ReviewStore
 from jobs import reviewed_examples_job
 
 

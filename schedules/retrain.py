@@ -1,6 +1,6 @@
 """Metric-drop sensor: start `retrain` when the live negative-signal rate is too high or rising.
 
-The rule lives in `flywheel.monitoring.decide_retrain`; this sensor reads the project's `automation`
+The rule lives in `flywheel.ops.monitoring.decide_retrain`; this sensor reads the project's `automation`
 settings at tick time (never at import), keeps the last trigger in its cursor (cooldown), and puts
 the reason in the run's tags.
 """
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.resources import FlywheelResource
-from flywheel.monitoring import MetricCursor, champion_promoted_at, decide_retrain, run_key
+from flywheel.ops.monitoring import MetricCursor, champion_promoted_at, decide_retrain, run_key
 from jobs import retrain
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from flywheel.core.storage import FlywheelHome
 from flywheel.project import init_project
-from flywheel.storage import FlywheelHome
 
 # torch on a shared 2-core machine: busy-waiting OpenMP threads slow training ~10x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -62,7 +62,7 @@ def pg_url() -> Iterator[str]:
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:
-        from flywheel.storage import _ENGINES
+        from flywheel.core.storage import _ENGINES
 
         for url in [u for u in _ENGINES if u.endswith(f"/{name}")]:
             _ENGINES.pop(url).dispose()

@@ -1,0 +1,322 @@
+"""Signals: one label per interaction from what the user did next.
+
+Priority, strongest first (`capture.signal_weights` gives each its weight):
+- `correction`: a `correction` feedback event; the latest corrected text (PII-redacted) is kept;
+- `negative`: `thumbs_down`, an explicit `resubmit` event, or a resubmission: the same session sends
+  a similar message (rapidfuzz ratio >= `capture.resubmit_similarity`) within
+  `capture.resubmit_window_s` seconds after it;
+- `positive`: `copy` or `thumbs_up`;
+- `none`.
+
+A day's interactions are matched against feedback from that day's and the next day's folder (late
+feedback) and against the next day's first `resubmit_window_s` of interactions, read from the next
+day's landing files (so resubmissions across midnight are found, and a day's result depends only
+on the landing files of that day and the next, never on which partition ran first).
+DuckDB does the session/time-window join and the aggregation; rapidfuzz scores the candidate pairs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
+
+from flywheel.capture.ingestion import (
+    FEEDBACK,
+    FEEDBACK_KINDS,
+    INTERACTIONS,
+    QuarantineSink,
+    RowError,
+    cyclic_gc_paused,
+    day_start_us,
+    decode_object,
+    iter_landing_lines,
+    landing_files,
+    next_day,
+    parse_ts_us,
+    raw_text,
+    validate_interaction,
+)
+from flywheel.capture.pii import PiiRedactor
+from flywheel.config import CaptureConfig
+from flywheel.core.storage import FlywheelHome, atomic_path, duckdb_connection
+
+SIGNALS = "interaction_signals"
+SIGNAL_KINDS: tuple[str, ...] = ("correction", "negative", "positive", "none")
+
+SIGNALS_SCHEMA = pa.schema(
+    [
+        ("interaction_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("session_id", pa.string()),
+        ("signal", pa.string()),
+        ("weight", pa.float64()),
+        ("correction_text", pa.string()),
+        ("evidence", pa.string()),
+    ]
+)
+FEEDBACK_SCHEMA = pa.schema(
+    [("interaction_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("kind", pa.string()), ("text", pa.string())]
+)
+WINDOW_SCHEMA = pa.schema(
+    [("interaction_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("session_id", pa.string()), ("input_text", pa.string())]
+)
+
+
+@dataclass
+class SignalsReport:
+    """Counts of one day's signal computation."""
+
+    day: str
+    interactions: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    feedback_read: int = 0  # rows in the day's own feedback folder
+    feedback_quarantined: int = 0
+    feedback_reasons: Counter[str] = field(default_factory=Counter)
+    feedback_late: int = 0  # valid rows read from the next day's folder
+    feedback_matched: int = 0  # valid rows (both folders) whose interaction is in this day
+    candidate_pairs: int = 0
+    resubmissions: int = 0
+    resubmissions_across_midnight: int = 0
+
+
+def validate_feedback(obj: dict[str, Any], max_chars: int) -> tuple[str, int, str, str | None]:
+    """(interaction_id, ts in epoch us, kind, text) of one feedback record, or RowError."""
+    iid = obj.get("interaction_id")
+    if iid is None or (isinstance(iid, str) and not iid.strip()):
+        raise RowError("missing_id", "interaction_id: missing or empty")
+    if not isinstance(iid, str):
+        raise RowError("wrong_type", f"interaction_id: expected a string, got {type(iid).__name__}")
+    ts_us = parse_ts_us(obj.get("ts"))
+    kind = obj.get("kind")
+    if kind not in FEEDBACK_KINDS:
+        raise RowError("bad_kind", f"kind: {str(kind)[:32]!r} is not one of {list(FEEDBACK_KINDS)}")
+    text = obj.get("text")
+    if text is not None and not isinstance(text, str):
+        raise RowError("wrong_type", f"text: expected a string, got {type(text).__name__}")
+    if text is not None and len(text) > max_chars:
+        raise RowError("huge_field", f"text: {len(text)} characters > {max_chars}")
+    if kind == "correction" and not (text and text.strip()):
+        raise RowError("missing_field", "text: a correction needs the corrected text")
+    return iid, ts_us, kind, text
+
+
+def read_feedback(
+    files: list[Path], config: CaptureConfig, redactor: PiiRedactor | None, quarantine: QuarantineSink | None
+) -> tuple[pa.Table, int]:
+    """Valid feedback rows of `files` (texts redacted) and the number of rows read; bad rows go to
+    `quarantine` when one is given (else they are skipped: another day's run quarantines them)."""
+    ids, ts, kinds, texts = [], [], [], []
+    counts: Counter[str] = Counter()
+    read = 0
+    for item in iter_landing_lines(files, counts):
+        read += 1
+        try:
+            iid, ts_us, kind, text = validate_feedback(decode_object(item.raw), config.max_field_chars)
+        except RowError as err:
+            if quarantine is not None:
+                quarantine.add(item.source_file, item.line, err.reason, f"{Path(item.source_file).name}:{item.line}: {err.detail}", raw_text(item.raw))
+            continue
+        ids.append(iid)
+        ts.append(ts_us)
+        kinds.append(kind)
+        texts.append(text)
+    text_arr = pa.array(texts, pa.string())
+    if redactor is not None:
+        text_arr = redactor.redact_array(text_arr)
+    table = pa.Table.from_arrays(
+        [pa.array(ids, pa.string()), pa.array(ts, pa.timestamp("us", tz="UTC")), pa.array(kinds, pa.string()), text_arr],
+        schema=FEEDBACK_SCHEMA,
+    )
+    return table, read
+
+
+def first_window_interactions(
+    home: FlywheelHome, day: str, window_s: int, config: CaptureConfig, redactor: PiiRedactor | None
+) -> pa.Table:
+    """Valid interactions of `day`'s landing files in its first `window_s` seconds (input redacted)."""
+    end_us = day_start_us(day) + window_s * 1_000_000
+    ids, ts, sessions, texts = [], [], [], []
+    seen: set[str] = set()
+    counts: Counter[str] = Counter()
+    for item in iter_landing_lines(landing_files(home, INTERACTIONS, day), counts):
+        try:
+            row = validate_interaction(decode_object(item.raw), config.max_field_chars)
+        except RowError:
+            continue
+        iid, ts_us = row[0], row[1]
+        if iid in seen:
+            continue
+        seen.add(iid)
+        if ts_us < end_us:
+            ids.append(iid)
+            ts.append(ts_us)
+            sessions.append(row[2])
+            texts.append(row[6][row[7]])
+    text_arr = pa.array(texts, pa.string())
+    if redactor is not None:
+        text_arr = redactor.redact_array(text_arr)
+    return pa.Table.from_arrays(
+        [pa.array(ids, pa.string()), pa.array(ts, WINDOW_SCHEMA.field("ts").type), pa.array(sessions, pa.string()), text_arr],
+        schema=WINDOW_SCHEMA,
+    )
+
+
+def _find_resubmissions(
+    con: duckdb.DuckDBPyConnection, window_s: int, similarity: float, report: SignalsReport, next_start_us: int
+) -> pa.Table:
+    """(interaction_id, resubmitted_by) for every interaction followed in its session, within the
+    window, by a similar message; the earliest such message is named."""
+    pairs = con.sql(
+        f"""
+        SELECT a.interaction_id AS a_id, b.interaction_id AS b_id, epoch_us(b.ts) AS b_us,
+               a.input_text AS a_text, b.input_text AS b_text
+        FROM cur a JOIN later b
+          ON a.session_id = b.session_id
+         AND b.ts > a.ts AND b.ts <= a.ts + INTERVAL {int(window_s)} SECOND
+         AND a.interaction_id <> b.interaction_id
+        """
+    ).to_arrow_reader(200_000)
+    cutoff = similarity * 100.0
+    hits_a: list[str] = []
+    hits_b: list[str] = []
+    hits_us: list[int] = []
+    for batch in pairs:
+        report.candidate_pairs += batch.num_rows
+        a_text = batch.column("a_text").to_pylist()
+        b_text = batch.column("b_text").to_pylist()
+        scores = cpdist(a_text, b_text, scorer=fuzz.ratio, score_cutoff=cutoff, workers=1)
+        keep = np.flatnonzero(scores >= cutoff) if cutoff > 0 else np.arange(batch.num_rows)
+        if len(keep):
+            taken = batch.take(pa.array(keep))
+            hits_a += taken.column("a_id").to_pylist()
+            hits_b += taken.column("b_id").to_pylist()
+            hits_us += taken.column("b_us").to_pylist()
+    table = pa.table({"a_id": pa.array(hits_a, pa.string()), "b_id": pa.array(hits_b, pa.string()), "b_us": pa.array(hits_us, pa.int64())})
+    con.register("resubmit_pairs", table)
+    resubmits = con.sql(
+        "SELECT a_id AS interaction_id, arg_min(b_id, b_us) AS resubmitted_by, min(b_us) AS b_us "
+        "FROM resubmit_pairs GROUP BY a_id"
+    ).to_arrow_table()
+    report.resubmissions = resubmits.num_rows
+    report.resubmissions_across_midnight = sum(1 for us in resubmits.column("b_us").to_pylist() if us >= next_start_us)
+    return resubmits
+
+
+def compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, *, threads: int | None = None) -> SignalsReport:
+    """One signal row per interaction of `day` -> `warehouse/interaction_signals/<day>.parquet`.
+
+    Reads `warehouse/interactions/<day>.parquet`, the day's and next day's feedback folders and the
+    next day's first window of landing interactions. Invalid feedback rows of the day's own folder
+    go to `quarantine/interaction_signals/<day>.parquet`.
+    """
+    with cyclic_gc_paused():
+        return _compute_signals(home, day, config, threads)
+
+
+def _compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, threads: int | None) -> SignalsReport:
+    report = SignalsReport(day=day)
+    redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
+    following = next_day(day)
+    source = home.warehouse(INTERACTIONS, day)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no interactions for {day}; materialize `interactions` for that partition first")
+    weights = config.signal_weights
+    with (
+        atomic_path(home.warehouse(SIGNALS, day)) as out_tmp,
+        atomic_path(home.quarantine(SIGNALS, day)) as q_tmp,
+    ):
+        quarantine = QuarantineSink(q_tmp)
+        own, report.feedback_read = read_feedback(landing_files(home, FEEDBACK, day), config, redactor, quarantine)
+        late, _ = read_feedback(landing_files(home, FEEDBACK, following), config, redactor, None)
+        quarantine.close()
+        report.feedback_reasons = quarantine.reasons
+        report.feedback_quarantined = sum(quarantine.reasons.values())
+        report.feedback_late = late.num_rows
+        window = first_window_interactions(home, following, config.resubmit_window_s, config, redactor)
+
+        con = duckdb_connection(threads)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(
+                "CREATE TEMP VIEW cur AS SELECT interaction_id, ts, session_id, input_text "
+                f"FROM read_parquet('{_sql_path(source)}')"
+            )
+            con.register("next_window", window)
+            con.execute("CREATE TEMP VIEW later AS SELECT * FROM cur UNION ALL SELECT * FROM next_window")
+            con.register("feedback", pa.concat_tables([own, late]))
+            resubmits = _find_resubmissions(con, config.resubmit_window_s, config.resubmit_similarity, report, day_start_us(following))
+            con.register("resubmits", resubmits)
+            con.execute(
+                """
+                CREATE TEMP TABLE fb AS
+                SELECT f.interaction_id,
+                       arg_max(f.text, f.ts) FILTER (WHERE f.kind = 'correction') AS correction_text,
+                       bool_or(f.kind = 'thumbs_down') AS thumbs_down,
+                       bool_or(f.kind = 'resubmit') AS resubmit,
+                       bool_or(f.kind = 'copy') AS copy,
+                       bool_or(f.kind = 'thumbs_up') AS thumbs_up,
+                       count(*) AS events
+                FROM feedback f SEMI JOIN cur c ON f.interaction_id = c.interaction_id
+                GROUP BY f.interaction_id
+                """
+            )
+            report.feedback_matched = con.execute("SELECT coalesce(sum(events), 0) FROM fb").fetchone()[0]  # type: ignore[index]
+            con.execute(
+                """
+                CREATE TEMP VIEW labelled AS
+                SELECT c.interaction_id, c.ts, c.session_id,
+                       CASE WHEN fb.correction_text IS NOT NULL THEN 'correction'
+                            WHEN fb.thumbs_down OR fb.resubmit OR r.resubmitted_by IS NOT NULL THEN 'negative'
+                            WHEN fb.copy OR fb.thumbs_up THEN 'positive'
+                            ELSE 'none' END AS signal,
+                       fb.correction_text,
+                       fb.thumbs_down, fb.resubmit, r.resubmitted_by, fb.copy, fb.thumbs_up
+                FROM cur c
+                LEFT JOIN fb USING (interaction_id)
+                LEFT JOIN resubmits r USING (interaction_id)
+                """
+            )
+            result = con.sql(
+                f"""
+                SELECT interaction_id, ts, session_id, signal,
+                       CASE signal WHEN 'correction' THEN {float(weights.correction)!r}
+                                   WHEN 'negative' THEN {float(weights.negative)!r}
+                                   WHEN 'positive' THEN {float(weights.positive)!r}
+                                   ELSE {float(weights.none)!r} END::DOUBLE AS weight,
+                       CASE WHEN signal = 'correction' THEN correction_text END AS correction_text,
+                       CASE signal
+                         WHEN 'correction' THEN 'correction'
+                         WHEN 'negative' THEN concat_ws(',',
+                             CASE WHEN thumbs_down THEN 'thumbs_down' END,
+                             CASE WHEN resubmit THEN 'resubmit' END,
+                             CASE WHEN resubmitted_by IS NOT NULL THEN 'resubmit:' || resubmitted_by END)
+                         WHEN 'positive' THEN concat_ws(',',
+                             CASE WHEN copy THEN 'copy' END,
+                             CASE WHEN thumbs_up THEN 'thumbs_up' END)
+                         ELSE '' END AS evidence
+                FROM labelled
+                ORDER BY ts, interaction_id
+                """
+            )
+            with pq.ParquetWriter(out_tmp, SIGNALS_SCHEMA, compression="zstd") as writer:
+                for batch in result.to_arrow_reader(200_000):
+                    writer.write_batch(batch.cast(SIGNALS_SCHEMA))
+            for signal, n in con.execute("SELECT signal, count(*) FROM labelled GROUP BY signal").fetchall():
+                report.signals[signal] = n
+            report.interactions = sum(report.signals.values())
+        finally:
+            con.close()
+    return report
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

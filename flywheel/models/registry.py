@@ -1,0 +1,578 @@
+"""The model registry: versions and their status, the champion, promotion, rollback, eval-set
+freezing, the score history, and the serving export.
+
+SQLAlchemy Core on any engine (`flywheel.core.storage.sql_engine(url)`: a SQLite file in the home by
+default, PostgreSQL with FLYWHEEL_DATABASE_URL). Tables (all `model_*`):
+- `model_versions`: one row per model version with status candidate | champion | retired | rejected;
+- `model_events`: an append-only log of every status change, who did it and why (manual
+  overrides included), and for champion changes the previous champion (what rollback returns to);
+- `model_evaluations`: one row per evaluation cycle (the fixed-set score history);
+- `model_eval_sets`: the frozen content hash of each eval-set version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from flywheel.core.storage import FlywheelHome, sql_engine, write_json, write_text
+
+CANDIDATE, CHAMPION, RETIRED, REJECTED = "candidate", "champion", "retired", "rejected"
+STATUSES = (CANDIDATE, CHAMPION, RETIRED, REJECTED)
+
+metadata = sa.MetaData()
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("dataset_version", sa.String(64)),
+    sa.Column("base_model", sa.Text),
+    sa.Column("adapter_path", sa.Text),
+    sa.Column("eval_set_hash", sa.String(64)),
+    sa.Column("eval_set_version", sa.Integer),
+    sa.Column("scores", sa.Text),  # JSON: {"overall": {metric: score}, "slices": {slice: {metric: score}}}
+    sa.Column("gate_passed", sa.Boolean),
+    sa.Column("gate_reasons", sa.Text),  # JSON list
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("promoted_by", sa.Text),
+    sa.Column("promoted_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_events = sa.Table(
+    "model_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(64), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),  # evaluated | promoted | forced | rollback | retired
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("previous_champion", sa.String(64)),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_evaluations = sa.Table(
+    "model_evaluations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("candidate", sa.String(64), nullable=False, index=True),
+    sa.Column("champion", sa.String(64), nullable=False),  # a version, or `base:<model>`
+    sa.Column("eval_set_version", sa.Integer, nullable=False),
+    sa.Column("eval_set_hash", sa.String(64), nullable=False),
+    sa.Column("primary_metric", sa.String(32), nullable=False),
+    sa.Column("candidate_score", sa.Float),
+    sa.Column("champion_score", sa.Float),
+    sa.Column("diff", sa.Float),
+    sa.Column("ci_low", sa.Float),
+    sa.Column("ci_high", sa.Float),
+    sa.Column("slices", sa.Text),  # JSON {slice: {"candidate": x, "champion": y}}
+    sa.Column("gate_passed", sa.Boolean, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # passed | promoted | rejected
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_eval_sets = sa.Table(
+    "model_eval_sets",
+    metadata,
+    sa.Column("eval_set_version", sa.Integer, primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Column("slices", sa.Text),  # JSON {slice: count}
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (unknown version, refused promotion, nothing to roll back to)."""
+
+
+@dataclass
+class ModelRecord:
+    """One row of `model_versions`."""
+
+    version: str
+    status: str
+    dataset_version: str | None = None
+    base_model: str | None = None
+    adapter_path: str | None = None
+    eval_set_hash: str | None = None
+    eval_set_version: int | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    gate_passed: bool | None = None
+    gate_reasons: list[str] = field(default_factory=list)
+    reason: str | None = None
+    promoted_by: str | None = None
+    promoted_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ModelRecord:
+        m = dict(row._mapping)
+        return cls(
+            version=m["version"],
+            status=m["status"],
+            dataset_version=m["dataset_version"],
+            base_model=m["base_model"],
+            adapter_path=m["adapter_path"],
+            eval_set_hash=m["eval_set_hash"],
+            eval_set_version=m["eval_set_version"],
+            scores=json.loads(m["scores"]) if m["scores"] else {},
+            gate_passed=m["gate_passed"],
+            gate_reasons=json.loads(m["gate_reasons"]) if m["gate_reasons"] else [],
+            reason=m["reason"],
+            promoted_by=m["promoted_by"],
+            promoted_at=m["promoted_at"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def engine_for(engine_or_url: sa.Engine | str) -> sa.Engine:
+    """An engine with the registry tables created (accepts a URL or an engine)."""
+    engine = sql_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    metadata.create_all(engine)
+    return engine
+
+
+def default_actor() -> str:
+    """Who is acting when nobody says: $USER, else `unknown`."""
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+# --- reads -----------------------------------------------------------------------------------
+def get_model(engine_or_url: sa.Engine | str, version: str) -> ModelRecord | None:
+    engine = engine_for(engine_or_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(model_versions).where(model_versions.c.version == version)).first()
+    return ModelRecord.from_row(row) if row else None
+
+
+def current_champion(engine_or_url: sa.Engine | str) -> ModelRecord | None:
+    """The one model with status `champion`, or None before the first promotion."""
+    engine = engine_for(engine_or_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(model_versions)
+            .where(model_versions.c.status == CHAMPION)
+            .order_by(model_versions.c.promoted_at.desc())
+        ).first()
+    return ModelRecord.from_row(row) if row else None
+
+
+def list_models(engine_or_url: sa.Engine | str) -> list[ModelRecord]:
+    """Every registered version, newest first."""
+    engine = engine_for(engine_or_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(model_versions).order_by(model_versions.c.created_at.desc())).all()
+    return [ModelRecord.from_row(r) for r in rows]
+
+
+def model_events_log(engine_or_url: sa.Engine | str, version: str | None = None) -> list[dict[str, Any]]:
+    """The status-change log (oldest first), optionally of one version."""
+    engine = engine_for(engine_or_url)
+    query = sa.select(model_events).order_by(model_events.c.id)
+    if version is not None:
+        query = query.where(model_events.c.version == version)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# --- writes ----------------------------------------------------------------------------------
+def _event(conn: sa.Connection, version: str, action: str, from_status: str | None, to_status: str,
+           actor: str, reason: str | None, previous_champion: str | None = None) -> None:
+    conn.execute(
+        model_events.insert().values(
+            version=version, action=action, from_status=from_status, to_status=to_status,
+            previous_champion=previous_champion, actor=actor, reason=reason, at=_now(),
+        )
+    )
+
+
+def record_candidate(
+    engine_or_url: sa.Engine | str,
+    version: str,
+    *,
+    dataset_version: str | None,
+    base_model: str | None,
+    adapter_path: str | None,
+    eval_set_hash: str,
+    eval_set_version: int,
+    scores: dict[str, Any],
+    gate_passed: bool,
+    gate_reasons: list[str],
+    actor: str = "evaluation",
+) -> ModelRecord:
+    """Record an evaluated version: status `candidate` when it passed the gate, else `rejected` with
+    the reasons. The current champion's status is never changed by a re-evaluation."""
+    engine = engine_for(engine_or_url)
+    now = _now()
+    status = CANDIDATE if gate_passed else REJECTED
+    reason = "passed the gate" if gate_passed else "; ".join(gate_reasons) or "failed the gate"
+    values = {
+        "dataset_version": dataset_version, "base_model": base_model, "adapter_path": adapter_path,
+        "eval_set_hash": eval_set_hash, "eval_set_version": eval_set_version,
+        "scores": json.dumps(scores, sort_keys=True), "gate_passed": gate_passed,
+        "gate_reasons": json.dumps(gate_reasons), "updated_at": now,
+    }
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(model_versions).where(model_versions.c.version == version)).first()
+        if row is None:
+            conn.execute(model_versions.insert().values(version=version, status=status, reason=reason,
+                                                        created_at=now, **values))
+            _event(conn, version, "evaluated", None, status, actor, reason)
+        else:
+            old = row._mapping["status"]
+            if old == CHAMPION:  # a re-evaluation of the champion leaves its record as it was
+                _event(conn, version, "evaluated", old, old, actor, f"re-evaluated: {reason}")
+            else:
+                conn.execute(model_versions.update().where(model_versions.c.version == version)
+                             .values(status=status, reason=reason, **values))
+                _event(conn, version, "evaluated", old, status, actor, reason)
+    record = get_model(engine, version)
+    assert record is not None
+    return record
+
+
+def promote(
+    engine_or_url: sa.Engine | str,
+    version: str,
+    *,
+    by: str | None = None,
+    reason: str,
+    force: bool = False,
+) -> ModelRecord:
+    """Make `version` the champion (the old champion becomes `retired`).
+
+    A version that failed the gate (`rejected`) is refused unless `force=True`, which is logged as a
+    manual override with who and why."""
+    engine = engine_for(engine_or_url)
+    actor = by or default_actor()
+    if not reason or not reason.strip():
+        raise RegistryError("a promotion needs a reason")
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(model_versions).where(model_versions.c.version == version)).first()
+        if row is None:
+            raise RegistryError(f"model version {version!r} is not in the registry")
+        m = row._mapping
+        if m["status"] == CHAMPION:
+            raise RegistryError(f"model version {version!r} is already the champion")
+        failed_gate = m["status"] == REJECTED or m["gate_passed"] is False
+        if failed_gate and not force:
+            reasons = "; ".join(json.loads(m["gate_reasons"] or "[]")) or m["reason"] or "failed the gate"
+            raise RegistryError(
+                f"model version {version!r} failed the gate ({reasons}); promote it anyway only with --force and a reason"
+            )
+        old = conn.execute(sa.select(model_versions.c.version).where(model_versions.c.status == CHAMPION)).scalars().all()
+        now = _now()
+        for prev in old:
+            conn.execute(model_versions.update().where(model_versions.c.version == prev)
+                         .values(status=RETIRED, updated_at=now, reason=f"replaced by {version}"))
+            _event(conn, prev, "retired", CHAMPION, RETIRED, actor, f"replaced by {version}")
+        action = "forced" if failed_gate else "promoted"
+        full_reason = f"manual override: {reason}" if failed_gate else reason
+        conn.execute(model_versions.update().where(model_versions.c.version == version)
+                     .values(status=CHAMPION, promoted_by=actor, promoted_at=now, updated_at=now, reason=full_reason))
+        _event(conn, version, action, m["status"], CHAMPION, actor, full_reason,
+               previous_champion=old[0] if old else None)
+        conn.execute(model_evaluations.update()
+                     .where(model_evaluations.c.candidate == version, model_evaluations.c.gate_passed.is_(True))
+                     .values(outcome="promoted"))
+    record = get_model(engine, version)
+    assert record is not None
+    return record
+
+
+def _previous_of(conn: sa.Connection, version: str) -> str | None:
+    """The champion before `version` took over (from its latest champion-making event)."""
+    return conn.execute(
+        sa.select(model_events.c.previous_champion)
+        .where(model_events.c.version == version, model_events.c.to_status == CHAMPION)
+        .order_by(model_events.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def rollback(engine_or_url: sa.Engine | str, *, by: str | None = None, reason: str = "rollback") -> tuple[ModelRecord, ModelRecord]:
+    """Champion -> the previous champion; the current one becomes `retired`. Returns (retired, champion)."""
+    engine = engine_for(engine_or_url)
+    actor = by or default_actor()
+    with engine.begin() as conn:
+        current = conn.execute(sa.select(model_versions.c.version).where(model_versions.c.status == CHAMPION)).scalar()
+        if current is None:
+            raise RegistryError("there is no champion to roll back")
+        previous = _previous_of(conn, current)
+        if previous is None:
+            raise RegistryError(f"champion {current!r} has no previous champion to roll back to")
+        now = _now()
+        conn.execute(model_versions.update().where(model_versions.c.version == current)
+                     .values(status=RETIRED, updated_at=now, reason=f"rolled back: {reason}"))
+        _event(conn, current, "retired", CHAMPION, RETIRED, actor, f"rolled back: {reason}")
+        prev_status = conn.execute(sa.select(model_versions.c.status).where(model_versions.c.version == previous)).scalar()
+        conn.execute(model_versions.update().where(model_versions.c.version == previous)
+                     .values(status=CHAMPION, updated_at=now, promoted_at=now, promoted_by=actor,
+                             reason=f"restored by rollback from {current}: {reason}"))
+        _event(conn, previous, "rollback", prev_status, CHAMPION, actor, f"restored by rollback from {current}: {reason}",
+               previous_champion=_previous_of(conn, previous))
+    retired, champion = get_model(engine, current), get_model(engine, previous)
+    assert retired is not None and champion is not None
+    return retired, champion
+
+
+# --- eval-set freezing -----------------------------------------------------------------------
+def frozen_eval_set(engine_or_url: sa.Engine | str, eval_set_version: int) -> dict[str, Any] | None:
+    """The recorded {content_hash, items, slices, created_at} of an eval-set version, or None."""
+    engine = engine_for(engine_or_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(model_eval_sets).where(model_eval_sets.c.eval_set_version == eval_set_version)).first()
+    if row is None:
+        return None
+    m = dict(row._mapping)
+    m["slices"] = json.loads(m["slices"]) if m["slices"] else {}
+    return m
+
+
+def freeze_eval_set(engine_or_url: sa.Engine | str, eval_set_version: int, content_hash: str, items: int,
+                    slices: dict[str, int]) -> dict[str, Any]:
+    """Record the hash of an eval-set version the first time it is seen; returns the recorded entry
+    (which differs from `content_hash` when the file changed without a new version)."""
+    engine = engine_for(engine_or_url)
+    existing = frozen_eval_set(engine, eval_set_version)
+    if existing is not None:
+        return existing
+    try:
+        with engine.begin() as conn:
+            conn.execute(model_eval_sets.insert().values(
+                eval_set_version=eval_set_version, content_hash=content_hash, items=items,
+                slices=json.dumps(slices, sort_keys=True), created_at=_now()))
+    except sa.exc.IntegrityError:
+        pass  # another run froze it first
+    entry = frozen_eval_set(engine, eval_set_version)
+    assert entry is not None
+    return entry
+
+
+# --- score history ---------------------------------------------------------------------------
+def record_evaluation(engine_or_url: sa.Engine | str, summary: dict[str, Any], gate_passed: bool) -> None:
+    """Append one cycle to the score history from an evaluation summary (see flywheel.evaluation.cycle)."""
+    engine = engine_for(engine_or_url)
+    primary = summary["primary_metric"]
+    overall = summary["overall"][primary]
+    slices = {s: {"candidate": v["metrics"][primary]["candidate"], "champion": v["metrics"][primary]["champion"]}
+              for s, v in summary["slices"].items()}
+    with engine.begin() as conn:
+        conn.execute(model_evaluations.insert().values(
+            candidate=summary["candidate"], champion=summary["champion"],
+            eval_set_version=summary["eval_set_version"], eval_set_hash=summary["eval_set_hash"],
+            primary_metric=primary, candidate_score=overall["candidate"], champion_score=overall["champion"],
+            diff=overall["diff"], ci_low=overall["ci_low"], ci_high=overall["ci_high"],
+            slices=json.dumps(slices, sort_keys=True), gate_passed=gate_passed,
+            outcome="passed" if gate_passed else "rejected", at=_now()))
+
+
+def score_history(engine_or_url: sa.Engine | str, eval_set_version: int) -> list[dict[str, Any]]:
+    """The fixed-set score of every evaluation cycle of one eval-set version, oldest first.
+
+    Each row: cycle, at, candidate, champion, primary_metric, candidate_score, champion_score, diff,
+    ci_low, ci_high, slices {slice: {candidate, champion}}, gate_passed, outcome (passed | promoted | rejected).
+    """
+    engine = engine_for(engine_or_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(model_evaluations)
+                            .where(model_evaluations.c.eval_set_version == eval_set_version)
+                            .order_by(model_evaluations.c.id)).all()
+    out = []
+    for i, r in enumerate(rows, start=1):
+        m = dict(r._mapping)
+        m.pop("id")
+        m["slices"] = json.loads(m["slices"]) if m["slices"] else {}
+        m["cycle"] = i
+        out.append(m)
+    return out
+
+
+def score_history_markdown(rows: list[dict[str, Any]], limit: int = 20) -> str:
+    """The score history (newest `limit` cycles) as a markdown table."""
+    if not rows:
+        return "No evaluations yet."
+    metric = rows[-1]["primary_metric"]
+    lines = [f"| cycle | candidate | vs | {metric} | champion | Δ (95% CI) | outcome |", "|---|---|---|---|---|---|---|"]
+    for r in rows[-limit:]:
+        lines.append(f"| {r['cycle']} | {r['candidate']} | {r['champion']} | {r['candidate_score']:.4f} | "
+                     f"{r['champion_score']:.4f} | {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
+                     f"{r['outcome']} |")
+    return "\n".join(lines)
+
+
+def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """A PNG of the fixed-set score per cycle: overall and per-slice lines of the evaluated
+    candidate, the champion's score, and markers for promoted (green) vs rejected (red) cycles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    try:
+        cycles = [r["cycle"] for r in rows]
+        metric = rows[0]["primary_metric"] if rows else "score"
+        if rows:
+            ax.plot(cycles, [r["candidate_score"] for r in rows], color="black", linewidth=2, label="candidate (overall)")
+            ax.plot(cycles, [r["champion_score"] for r in rows], color="grey", linestyle="--", label="champion (overall)")
+            slices = sorted({s for r in rows for s in r["slices"]})
+            for s in slices:
+                ys = [r["slices"].get(s, {}).get("candidate", float("nan")) for r in rows]
+                ax.plot(cycles, ys, linewidth=1, alpha=0.7, label=f"slice {s}")
+            for outcome, color, marker in (("promoted", "green", "^"), ("passed", "blue", "o"), ("rejected", "red", "x")):
+                pts = [(r["cycle"], r["candidate_score"]) for r in rows if r["outcome"] == outcome]
+                if pts:
+                    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker, s=80,
+                               zorder=5, label=outcome)
+            ax.set_xticks(cycles)
+        else:
+            ax.text(0.5, 0.5, "no evaluations yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("evaluation cycle")
+        ax.set_ylabel(f"{metric} (0-1)")
+        ax.set_title("fixed eval set: score per cycle")
+        ax.grid(alpha=0.3)
+        if rows:
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+# --- serving export --------------------------------------------------------------------------
+def serving_base(base_model: str, home: FlywheelHome) -> str:
+    """What vLLM should load as the base: the built-in `tiny` model's folder, else the name or path."""
+    if base_model == "tiny":
+        return str(home.model("base-tiny"))
+    return base_model
+
+
+VLLM_DEFAULT_MAX_LORA_RANK = 16
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
+
+
+def vllm_max_lora_rank(r: int) -> int | None:
+    """The `--max-lora-rank` vLLM needs for an adapter of rank `r` (None: its default 16 suffices)."""
+    if r <= VLLM_DEFAULT_MAX_LORA_RANK:
+        return None
+    return next((v for v in VLLM_LORA_RANKS if v >= r), r)
+
+
+def vllm_adapter_warnings(adapter_config: dict[str, Any]) -> list[str]:
+    """What in a peft `adapter_config.json` vLLM's `--lora-modules` refuses or needs to be told about."""
+    out = []
+    if not adapter_config.get("base_model_name_or_path"):
+        out.append("adapter_config.json has no base_model_name_or_path")
+    for key in ("r", "lora_alpha", "target_modules"):
+        if adapter_config.get(key) in (None, "", []):
+            out.append(f"adapter_config.json has no {key}")
+    if adapter_config.get("modules_to_save"):
+        out.append(f"modules_to_save {adapter_config['modules_to_save']} is set (training.lora.modules_to_save): "
+                   "most vLLM versions refuse such adapters (\"vLLM only supports modules_to_save being None\"); "
+                   "retrain without it to serve with vLLM")
+    if adapter_config.get("use_dora"):
+        out.append("use_dora is set: vLLM does not serve DoRA adapters")
+    if adapter_config.get("bias", "none") != "none":
+        out.append(f"bias {adapter_config['bias']!r}: vLLM needs --enable-lora-bias for adapter biases")
+    return out
+
+
+def read_adapter_config(adapter_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The adapter folder's `adapter_config.json`, or None when it is not readable here."""
+    try:
+        return json.loads((Path(adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def vllm_command(base: str, lora_name: str, adapter_path: str, max_lora_rank: int | None = None) -> str:
+    rank = f" --max-lora-rank {max_lora_rank}" if max_lora_rank else ""
+    return f"vllm serve {base} --enable-lora{rank} --lora-modules {lora_name}={adapter_path}"
+
+
+def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_name: str | None = None) -> dict[str, Any]:
+    """Write `models/champion.json` and `reports/serving.md` for the champion (or say there is none).
+
+    `lora_name` is the model name clients request; by default the one of the previous export (so a
+    manual promotion or rollback keeps it), else `champion`."""
+    pointer = home.model("champion.json")
+    if lora_name is None:
+        try:
+            lora_name = json.loads(pointer.read_text(encoding="utf-8")).get("lora_name") if pointer.exists() else None
+        except ValueError:
+            lora_name = None
+        lora_name = lora_name or "champion"
+    if record is None:
+        info: dict[str, Any] = {"version": None}
+        write_json(info, home.model("champion.json"))
+        write_text("# Serving\n\nNo champion yet: serve the base model.\n", home.reports() / "serving.md")
+        return info
+    base = serving_base(record.base_model or "tiny", home)
+    adapter = record.adapter_path or str(home.model(record.version))
+    adapter_config = read_adapter_config(adapter)
+    warnings = (vllm_adapter_warnings(adapter_config) if adapter_config is not None
+                else [f"{Path(adapter) / 'adapter_config.json'}: not readable here; check it before serving"])
+    rank = vllm_max_lora_rank(int(adapter_config.get("r") or 0)) if adapter_config else None
+    cmd = vllm_command(base, lora_name, adapter, rank)
+    info = {
+        "version": record.version,
+        "path": adapter,
+        "base_model": record.base_model,
+        "serving_base": base,
+        "lora_name": lora_name,
+        "dataset_version": record.dataset_version,
+        "eval_set_hash": record.eval_set_hash,
+        "scores": record.scores.get("overall", {}),
+        "promoted_by": record.promoted_by,
+        "promoted_at": record.promoted_at.isoformat() if record.promoted_at else None,
+        "vllm_command": cmd,
+        "lora_rank": adapter_config.get("r") if adapter_config else None,
+        "warnings": warnings,
+    }
+    write_json(info, home.model("champion.json"))
+    scores = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(info["scores"].items()) if isinstance(v, (int, float)))
+    md = (
+        f"# Serving the champion\n\n"
+        f"- version: `{record.version}` (dataset `{record.dataset_version}`, eval set `{record.eval_set_hash}`)\n"
+        f"- promoted by {record.promoted_by} at {info['promoted_at']}: {record.reason}\n"
+        f"- base model: `{base}`\n- LoRA adapter: `{adapter}`\n\n"
+        f"```bash\n{cmd}\n```\n\n"
+        + "".join(f"> **Warning:** {w}\n\n" for w in warnings) +
+        f"Clients request the model name `{lora_name}`.\n\n"
+        f"| metric | score (fixed eval set) |\n|---|---|\n{scores}\n"
+    )
+    write_text(md, home.reports() / "serving.md")
+    return info
+
+
+__all__ = [
+    "CANDIDATE", "CHAMPION", "REJECTED", "RETIRED", "STATUSES", "ModelRecord", "RegistryError",
+    "current_champion", "engine_for", "freeze_eval_set", "frozen_eval_set", "get_model", "list_models",
+    "model_events_log", "plot_score_history", "promote", "record_candidate", "record_evaluation",
+    "read_adapter_config", "rollback", "score_history", "score_history_markdown", "vllm_adapter_warnings",
+    "vllm_command", "vllm_max_lora_rank", "write_serving_export",
+]

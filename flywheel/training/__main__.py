@@ -1,0 +1,5 @@
+"""`python -m flywheel.training CONFIG_JSON`: one training run (Dagster Pipes when launched by it)."""
+
+from flywheel.training.trainer import main
+
+raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""Turning dataset rows into token ids and loss masks for LoRA SFT (no torch training here).
+
+Steps, each reporting its counts:
+- `check_eval_leaks`: refuse training rows whose input equals an eval item's input (normalized).
+- `repeats_for_weight` / `expand_by_weight`: sample weights become repetitions (rounded half up).
+- `tokenize_conversation`: the base tokenizer's chat template renders the conversation; the loss mask
+  covers assistant turns only. Templates with `{% generation %}` markers give the mask directly
+  (`return_assistant_tokens_mask`); others fall back to rendering each prompt with
+  `add_generation_prompt=True` and diffing it against the conversation up to that answer.
+- `tokenize_examples`: all rows, truncated to `max_length`; counts assistant tokens and refuses a
+  dataset with none (the trap where training looks healthy and learns nothing).
+- `pack_rows`: best-fit-decreasing packing of whole examples into rows of at most `max_length`
+  tokens, keeping each example's length so attention never crosses an example boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flywheel.core.text import last_user_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+
+
+class TrainingDataError(ValueError):
+    """Training data that must not be trained on; the message names the file, row and reason."""
+
+
+class EvalLeakError(TrainingDataError):
+    """A training example's input is an item of the fixed eval set."""
+
+
+class NoTrainableTokensError(TrainingDataError):
+    """After tokenization and truncation no token is an assistant token: the loss would be empty."""
+
+
+# --- leak check ------------------------------------------------------------------------------
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_input(text: str) -> str:
+    """Unicode NFKC, case-folded, whitespace collapsed: the key two inputs are compared on."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).strip()
+
+
+@dataclass(frozen=True)
+class Leak:
+    train_row: int
+    eval_row: int
+    input_text: str
+
+
+def find_eval_leaks(
+    train_messages: Sequence[list[dict[str, str]]], eval_messages: Sequence[list[dict[str, str]]]
+) -> list[Leak]:
+    """Training rows whose last user input equals (normalized) the input of an eval item."""
+    eval_index: dict[str, int] = {}
+    for i, msgs in enumerate(eval_messages):
+        key = normalize_input(last_user_text(msgs))
+        if key:
+            eval_index.setdefault(key, i)
+    leaks = []
+    for i, msgs in enumerate(train_messages):
+        key = normalize_input(last_user_text(msgs))
+        if key in eval_index:
+            leaks.append(Leak(train_row=i, eval_row=eval_index[key], input_text=last_user_text(msgs)[:120]))
+    return leaks
+
+
+def check_eval_leaks(
+    train_messages: Sequence[list[dict[str, str]]],
+    eval_messages: Sequence[list[dict[str, str]]],
+    *,
+    train_source: str = "train.parquet",
+    eval_source: str = "eval set",
+    example_ids: Sequence[str] | None = None,
+) -> int:
+    """Raise `EvalLeakError` naming the rows when any training input is an eval input; else return 0."""
+    leaks = find_eval_leaks(train_messages, eval_messages)
+    if leaks:
+        shown = "; ".join(
+            f"{train_source} row {lk.train_row}"
+            + (f" (example_id {example_ids[lk.train_row]})" if example_ids is not None else "")
+            + f" = {eval_source} row {lk.eval_row}: {lk.input_text!r}"
+            for lk in leaks[:5]
+        )
+        more = f" and {len(leaks) - 5} more" if len(leaks) > 5 else ""
+        raise EvalLeakError(
+            f"refusing to train: {len(leaks)} training example(s) leak eval items: {shown}{more}"
+        )
+    return 0
+
+
+# --- sample weights --------------------------------------------------------------------------
+def repeats_for_weight(weight: float | None) -> int:
+    """How often an example appears per epoch: its weight rounded half up; 0 for weight <= 0.
+
+    A missing weight counts as 1. Weights between 0 and 0.5 still train once (a kept example is never
+    silently dropped); only explicit non-positive weights drop it."""
+    if weight is None or (isinstance(weight, float) and math.isnan(weight)):
+        return 1
+    if weight <= 0:
+        return 0
+    return max(1, math.floor(weight + 0.5))
+
+
+# --- tokenization ----------------------------------------------------------------------------
+def has_generation_markers(chat_template: str | None) -> bool:
+    return bool(chat_template) and re.search(r"\{%-?\s*generation\s*-?%\}", chat_template or "") is not None
+
+
+def _ids(encoded: Any) -> list[int]:
+    if isinstance(encoded, dict) or hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    return list(encoded)
+
+
+def _masks_from_markers(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]
+) -> tuple[list[int], list[int]]:
+    out = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    return list(out["input_ids"]), [int(b) for b in out["assistant_masks"]]
+
+
+def _masks_from_prefix_diff(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]
+) -> tuple[list[int], list[int]]:
+    """Mask built by rendering, for each assistant turn, the prompt with `add_generation_prompt=True`
+    and the conversation up to and including that answer: the tokens in between are the answer."""
+    full = _ids(tokenizer.apply_chat_template(messages, tokenize=True))
+    mask = [0] * len(full)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = _ids(tokenizer.apply_chat_template(messages[:i], tokenize=True, add_generation_prompt=True))
+        upto = _ids(tokenizer.apply_chat_template(messages[: i + 1], tokenize=True))
+        if upto[: len(prompt)] != prompt or full[: len(upto)] != upto:
+            raise TrainingDataError(
+                "chat template is not prefix-stable (rendering a prompt is not a prefix of the rendered conversation); "
+                "cannot derive the assistant mask: add {% generation %} markers to the template"
+            )
+        end = len(upto)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        if (
+            eos is not None and eos in upto[len(prompt) : end]
+        ):  # the template's text after end-of-turn is not the answer
+            end = len(upto) - upto[::-1].index(eos)
+        for j in range(len(prompt), end):
+            mask[j] = 1
+    return full, mask
+
+
+def tokenize_conversation(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]
+) -> tuple[list[int], list[int]]:
+    """(input_ids, assistant mask) of one conversation rendered by the tokenizer's chat template."""
+    if has_generation_markers(getattr(tokenizer, "chat_template", None)):
+        return _masks_from_markers(tokenizer, messages)
+    return _masks_from_prefix_diff(tokenizer, messages)
+
+
+@dataclass
+class TokenizedData:
+    """Token rows ready for the trainer plus the counts of every step."""
+
+    rows: list[dict[str, list[int]]]  # input_ids, labels (IGNORE_INDEX outside assistant turns)
+    counts: dict[str, int] = field(default_factory=dict)
+    mask_route: str = "generation_markers"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.counts.get("tokens", 0)
+
+    @property
+    def trained_tokens(self) -> int:
+        return self.counts.get("assistant_tokens", 0)
+
+    @property
+    def trained_token_share(self) -> float:
+        return self.trained_tokens / self.total_tokens if self.total_tokens else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.counts,
+            "trained_token_share": round(self.trained_token_share, 6),
+            "mask_route": self.mask_route,
+        }
+
+
+def tokenize_examples(
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Iterable[list[dict[str, str]]],
+    weights: Iterable[float | None],
+    *,
+    max_length: int,
+    seed: int = 0,
+    source: str = "train.parquet",
+) -> TokenizedData:
+    """Tokenize, mask, truncate and weight-expand all conversations; refuse when nothing is trainable.
+
+    Counts: examples (read) = examples_kept + dropped_zero_weight + dropped_no_assistant_tokens;
+    rows = sum of repeats of kept examples."""
+    counts = {
+        "examples": 0,
+        "examples_kept": 0,
+        "dropped_zero_weight": 0,
+        "dropped_no_assistant_tokens": 0,
+        "truncated": 0,
+        "rows": 0,
+        "tokens": 0,
+        "assistant_tokens": 0,
+    }
+    route = (
+        "generation_markers"
+        if has_generation_markers(getattr(tokenizer, "chat_template", None))
+        else "prefix_diff"
+    )
+    rows: list[dict[str, list[int]]] = []
+    for index, (messages, weight) in enumerate(zip(conversations, weights, strict=True)):
+        counts["examples"] += 1
+        repeats = repeats_for_weight(weight)
+        if repeats == 0:
+            counts["dropped_zero_weight"] += 1
+            continue
+        try:
+            ids, mask = tokenize_conversation(tokenizer, list(messages))
+        except TrainingDataError as exc:
+            raise TrainingDataError(f"{source} row {index}: {exc}") from None
+        if len(ids) > max_length:
+            counts["truncated"] += 1
+            ids, mask = ids[:max_length], mask[:max_length]
+        n_assistant = sum(mask)
+        if n_assistant == 0:
+            counts["dropped_no_assistant_tokens"] += 1
+            continue
+        counts["examples_kept"] += 1
+        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
+        for _ in range(repeats):
+            rows.append({"input_ids": ids, "labels": labels})
+            counts["rows"] += 1
+            counts["tokens"] += len(ids)
+            counts["assistant_tokens"] += n_assistant
+    if counts["assistant_tokens"] == 0:
+        raise NoTrainableTokensError(
+            f"{source}: refusing to train: 0 assistant tokens after tokenization and truncation to "
+            f"max_length={max_length} ({counts['examples']} examples read, {counts['dropped_zero_weight']} with weight <= 0, "
+            f"{counts['dropped_no_assistant_tokens']} with no assistant tokens); the loss mask is empty, so training "
+            "would look healthy and learn nothing"
+        )
+    random.Random(seed).shuffle(rows)
+    return TokenizedData(rows=rows, counts=counts, mask_route=route)
+
+
+# --- packing ---------------------------------------------------------------------------------
+def pack_rows(rows: Sequence[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
+    """Best-fit-decreasing packing of whole rows into bins of at most `max_length` tokens.
+
+    Each packed row keeps `seq_lengths` (the lengths of the examples in it) so position ids restart per
+    example and the attention mask stays block-diagonal. Deterministic for a given input order."""
+    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]["input_ids"]), i))
+    bins: list[list[int]] = []
+    space: list[int] = []
+    for i in order:
+        n = len(rows[i]["input_ids"])
+        best, best_left = -1, max_length + 1
+        for b, left in enumerate(space):
+            if n <= left < best_left:
+                best, best_left = b, left
+                if left == n:
+                    break
+        if best < 0:
+            bins.append([i])
+            space.append(max_length - n)
+        else:
+            bins[best].append(i)
+            space[best] -= n
+    packed = []
+    for members in bins:
+        ids: list[int] = []
+        labels: list[int] = []
+        lengths: list[int] = []
+        for i in sorted(members):
+            ids.extend(rows[i]["input_ids"])
+            labels.extend(rows[i]["labels"])
+            lengths.append(len(rows[i]["input_ids"]))
+        packed.append({"input_ids": ids, "labels": labels, "seq_lengths": lengths})
+    return packed
