@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-import schedules
 from assets import capture, dataset, evaluation, labeling, training
 from assets.resources import FlywheelResource
 from jobs import ALL_JOBS
+from schedules import ALL_SCHEDULES, ALL_SENSORS
 
 _ASSET_MODULES = [capture, labeling, dataset, training, evaluation]
 
@@ -13,7 +13,7 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules(_ASSET_MODULES),
     asset_checks=dg.load_asset_checks_from_modules(_ASSET_MODULES),
     jobs=ALL_JOBS,
-    schedules=getattr(schedules, "ALL_SCHEDULES", []),
-    sensors=getattr(schedules, "ALL_SENSORS", []),
+    schedules=ALL_SCHEDULES,
+    sensors=ALL_SENSORS,
     resources={"flywheel": FlywheelResource()},
 )

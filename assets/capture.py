@@ -8,7 +8,9 @@ import pyarrow.parquet as pq
 from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
 from assets.resources import FlywheelResource
-from flywheel.capture.ingestion import INTERACTIONS, capture_inputs, ingest_interactions, inputs_fingerprint
+from flywheel.capture.ingestion import ingest_interactions
+from flywheel.capture.landing import capture_inputs, inputs_fingerprint
+from flywheel.capture.records import INTERACTIONS
 from flywheel.capture.signals import SIGNAL_KINDS, SIGNALS, compute_signals
 
 

@@ -7,23 +7,15 @@ import dagster as dg
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
 from flywheel.evaluation.cycle import (
-    NO_SLICE,
-    candidate_pointer,
-    eval_set_table,
-    gate,
-    read_eval_set_info,
-    read_summary,
+    PromotionRefused,
+    check_candidate_gate,
+    promote_candidate,
     run_evaluation_cycle,
-    summary_markdown,
-    training_data_leaks,
-    worst_regressions_markdown,
 )
 from flywheel.evaluation.cycle import build_fixed_eval_set as build_eval_set
-from flywheel.models import registry
-
-
-def _slice_table(slices: dict[str, int]) -> str:
-    return "| slice | items |\n|---|---|\n" + "\n".join(f"| {s} | {n} |" for s, n in slices.items())
+from flywheel.evaluation.eval_set import EVAL_SET, NO_SLICE, read_eval_set_info
+from flywheel.evaluation.report import slice_counts_markdown, summary_markdown, worst_regressions_markdown
+from flywheel.models import history, registry
 
 
 @dg.asset(group_name="evaluation", kinds={"parquet", "python"})
@@ -42,8 +34,8 @@ def fixed_eval_set(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             "content_hash": info["content_hash"],
             "frozen_hash": info["frozen_hash"] or "(not frozen)",
             "eval_set_version": info["eval_set_version"],
-            "slices": dg.MetadataValue.md(_slice_table(info["slices"])),
-            "path": dg.MetadataValue.path(str(flywheel.home().warehouse("fixed_eval_set", "current"))),
+            "slices": dg.MetadataValue.md(slice_counts_markdown(info["slices"])),
+            "path": dg.MetadataValue.path(str(flywheel.home().warehouse(*EVAL_SET))),
         }
     )
 
@@ -90,7 +82,7 @@ def eval_set_has_slices(flywheel: FlywheelResource) -> dg.AssetCheckResult:
         passed=untagged == 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{untagged} items without a slice; counts {info['slices']}",
-        metadata={"untagged": untagged, "slices": dg.MetadataValue.md(_slice_table(info["slices"]))},
+        metadata={"untagged": untagged, "slices": dg.MetadataValue.md(slice_counts_markdown(info["slices"]))},
     )
 
 
@@ -139,8 +131,7 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
             "scores": dg.MetadataValue.md(summary_markdown(s)),
             "worst_regressions": dg.MetadataValue.md(worst_regressions_markdown(outcome.answers, primary)),
             "score_history": png_metadata(str(outcome.report_dir / "score_history.png"), "score history"),
-            "score_history_table": dg.MetadataValue.md(registry.score_history_markdown(
-                registry.score_history(flywheel.db_url(), s["eval_set_version"]))),
+            "score_history_table": dg.MetadataValue.md(history.score_history_markdown(outcome.history)),
             "answers": dg.MetadataValue.path(str(outcome.report_dir / "answers.parquet")),
             "summary": dg.MetadataValue.path(str(outcome.report_dir / "summary.json")),
         }
@@ -150,15 +141,11 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
 @dg.asset_check(asset=candidate_evaluation, blocking=True,
                 description="beats the champion (or base model) on the primary metric; no slice regresses; no eval leak")
 def no_regression(flywheel: FlywheelResource) -> dg.AssetCheckResult:
-    project, home = flywheel.project(), flywheel.home()
-    candidate = candidate_pointer(home)
-    summary = read_summary(home, candidate.version)
-    leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_set_table(home))
-    decision = gate(summary, project.evaluation, leaks, problem)
+    candidate, summary, decision, leaked = check_candidate_gate(flywheel.project(), flywheel.home())
     return dg.AssetCheckResult(
         passed=decision.passed,
         description="; ".join(decision.reasons),
-        metadata={"candidate": candidate.version, "champion": summary["champion"], "leaked_items": len(leaks),
+        metadata={"candidate": candidate.version, "champion": summary["champion"], "leaked_items": leaked,
                   "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))},
     )
 
@@ -167,20 +154,15 @@ def no_regression(flywheel: FlywheelResource) -> dg.AssetCheckResult:
 def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Promote the candidate that passed the gate: registry status champion (the old one retired),
     `models/champion.json` and `reports/serving.md` with the vLLM command."""
-    project, home, db = flywheel.project(), flywheel.home(), flywheel.db_url()
-    candidate = candidate_pointer(home)
-    record = registry.get_model(db, candidate.version)
-    if record is None or record.status not in (registry.CANDIDATE, registry.CHAMPION):
-        why = "not evaluated" if record is None else f"status {record.status}: {record.reason}"
-        raise dg.Failure(description=f"candidate {candidate.version} cannot be promoted ({why}); the champion is unchanged")
-    if record.status == registry.CANDIDATE:
-        record = registry.promote(db, candidate.version, by=f"dagster run {context.run_id[:8]} (champion_model)",
-                                  reason=f"passed the gate: {'; '.join(record.gate_reasons)}")
-    info = registry.write_serving_export(home, record, lora_name=project.name)
+    home = flywheel.home()
+    try:
+        promotion = promote_candidate(flywheel.project(), home, flywheel.db_url(),
+                                      actor=f"dagster run {context.run_id[:8]} (champion_model)")
+    except PromotionRefused as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    record, info = promotion.record, promotion.serving
     for warning in info["warnings"]:
         context.log.warning(f"serving export of {record.version}: {warning}")
-    rows = registry.score_history(db, record.eval_set_version or project.evaluation.eval_set_version)
-    plot = registry.plot_score_history(rows, home.reports() / "score_history.png")
     return dg.MaterializeResult(
         metadata={
             "champion": record.version,
@@ -190,7 +172,7 @@ def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             "vllm_command": dg.MetadataValue.md(f"```bash\n{info['vllm_command']}\n```"),
             "serving": dg.MetadataValue.path(str(home.reports() / "serving.md")),
             "serving_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in info["warnings"]) or "none"),
-            "score_history": png_metadata(str(plot), "score history"),
-            "score_history_table": dg.MetadataValue.md(registry.score_history_markdown(rows)),
+            "score_history": png_metadata(str(promotion.plot), "score history"),
+            "score_history_table": dg.MetadataValue.md(history.score_history_markdown(promotion.history)),
         }
     )

@@ -7,17 +7,12 @@ from assets.partitions import weekly_partitions
 from assets.resources import FlywheelResource
 from flywheel.core.records import examples_table
 from flywheel.core.storage import write_parquet
-from flywheel.labeling.batches import (
-    BATCH_ASSET,
-    KINDS,
-    REVIEWED_ASSET,
-    build_reviewed_examples,
-    load_week_candidates,
-    register_selection,
-    review_stats,
-    select_batch,
-    write_batch_files,
-)
+from flywheel.core.tables import markdown_table
+from flywheel.labeling.agreement import review_stats
+from flywheel.labeling.batches import BATCH_ASSET, register_selection, write_batch_files
+from flywheel.labeling.candidates import KINDS, load_week_candidates
+from flywheel.labeling.reviewed import REVIEWED_ASSET, build_reviewed_examples
+from flywheel.labeling.selection import select_batch
 from flywheel.labeling.store import ReviewStore
 from flywheel.project import rubric_problem, rubric_text
 
@@ -26,10 +21,8 @@ _DAILY_TO_WEEKLY = dg.TimeWindowPartitionMapping()
 
 def _selection_table(meta: dict[str, dict[str, int]]) -> str:
     cols = ("candidates", "already_reviewed", "collapsed", "quota", "selected", "dropped_by_cap")
-    lines = ["| kind | " + " | ".join(c.replace("_", " ") for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for k in KINDS:
-        lines.append(f"| {k} | " + " | ".join(str(meta[c].get(k, 0)) for c in cols) + " |")
-    return "\n".join(lines)
+    header = ["kind", *(c.replace("_", " ") for c in cols)]
+    return markdown_table(header, [[k, *(meta[c].get(k, 0) for c in cols)] for k in KINDS])
 
 
 @dg.asset(

@@ -1,10 +1,36 @@
-"""Partition definitions shared by assets, jobs and sensors."""
+"""Partition definitions shared by assets, jobs and sensors, starting at the project's `start_date`.
+
+The code location is built for one project (like dagster-dbt's assets are built from a dbt manifest):
+when it loads, the project file named by FLYWHEEL_PROJECT (else the working directory's flywheel.yaml,
+else the defaults) gives the first day of the daily partitions and the Monday of the first weekly one.
+Runs read the project again through `FlywheelResource`, from the same place.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
 
 import dagster as dg
 
-# Fixed, like every partitioned asset in dagster-open-platform: the first day flywheel can capture.
-PARTITIONS_START = "2025-01-01"
+from flywheel.config import ProjectConfig
+from flywheel.project import load_project_or_defaults
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START)
-# weeks start on Monday (day_offset=1); the key is the Monday's date
-weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2024-12-30", day_offset=1)
+
+def first_monday(start: date) -> date:
+    """The Monday of `start`'s week: the key of the first weekly partition."""
+    return start - timedelta(days=start.weekday())
+
+
+def daily_partitions_for(project: ProjectConfig) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=project.start_date)
+
+
+def weekly_partitions_for(project: ProjectConfig) -> dg.WeeklyPartitionsDefinition:
+    # weeks start on Monday (day_offset=1); the key is the Monday's date
+    monday = first_monday(date.fromisoformat(project.start_date))
+    return dg.WeeklyPartitionsDefinition(start_date=monday.isoformat(), day_offset=1)
+
+
+CODE_LOCATION_PROJECT = load_project_or_defaults()
+daily_partitions = daily_partitions_for(CODE_LOCATION_PROJECT)
+weekly_partitions = weekly_partitions_for(CODE_LOCATION_PROJECT)

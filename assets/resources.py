@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from flywheel.config import ProjectConfig, load_project, parse_project
-from flywheel.core.storage import DATABASE_URL_ENV, DEFAULT_HOME, HOME_ENV, FlywheelHome
-
-PROJECT_ENV = "FLYWHEEL_PROJECT"
+from flywheel.config import ProjectConfig
+from flywheel.core.storage import FlywheelHome
+from flywheel.project import load_project_or_defaults, project_folder
 
 
 class FlywheelResource(dg.ConfigurableResource):
@@ -23,16 +21,13 @@ class FlywheelResource(dg.ConfigurableResource):
     database_url: str | None = Field(None, description="decision store and registry (default: $FLYWHEEL_DATABASE_URL or SQLite in the home)")
 
     def project_path(self) -> Path:
-        return Path(self.project_dir or os.environ.get(PROJECT_ENV) or Path.cwd())
+        return project_folder(self.project_dir)
 
     def project(self) -> ProjectConfig:
-        path = self.project_path()
-        if (path / "flywheel.yaml").exists() or path.suffix in (".yaml", ".yml"):
-            return load_project(path)
-        return parse_project({}, source=f"{path} (no flywheel.yaml: defaults)", root=path.resolve())
+        return load_project_or_defaults(self.project_dir)
 
     def home(self) -> FlywheelHome:
-        return FlywheelHome(self.home_dir or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+        return FlywheelHome.from_env(self.home_dir)
 
     def db_url(self) -> str:
-        return self.database_url or os.environ.get(DATABASE_URL_ENV) or self.home().database_url()
+        return self.home().database_url(self.database_url)

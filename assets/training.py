@@ -8,10 +8,11 @@ import dagster as dg
 import flywheel
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
-from flywheel.training.trainer import LOSS_PNG, TrainingRequest, latest_dataset_version
+from flywheel.evaluation.eval_set import EVAL_SET
+from flywheel.training.request import TrainingRequest, latest_dataset_version
+from flywheel.training.trainer import LOSS_PNG
 
 REPO_ROOT = Path(flywheel.__file__).resolve().parents[1]
-EVAL_SET = ("fixed_eval_set", "current")  # warehouse/fixed_eval_set/current.parquet (+ current.json)
 
 
 def training_command(request: TrainingRequest) -> list[str]:

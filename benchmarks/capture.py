@@ -29,14 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flywheel.capture.ingestion import (  # noqa: E402
-    FEEDBACK,
-    INTERACTIONS,
-    CaptureWriter,
-    ingest_interactions,
-    ingest_workers,
-    landing_files,
-)
+from flywheel.capture.ingestion import ingest_interactions, ingest_workers  # noqa: E402
+from flywheel.capture.landing import landing_files  # noqa: E402
+from flywheel.capture.records import FEEDBACK, INTERACTIONS  # noqa: E402
+from flywheel.capture.sdk import CaptureWriter  # noqa: E402
 from flywheel.capture.signals import compute_signals  # noqa: E402
 from flywheel.config import CaptureConfig  # noqa: E402
 from flywheel.core.storage import FlywheelHome  # noqa: E402

@@ -26,8 +26,11 @@ from rapidfuzz import fuzz, process
 from flywheel.config import CurationConfig
 from flywheel.core.records import make_example
 from flywheel.core.storage import FlywheelHome
+from flywheel.core.text import shingle_form
+from flywheel.curation.context import EvalItems, input_text
 from flywheel.curation.near_duplicates import MinHasher, exact_jaccard, near_duplicate_clusters
-from flywheel.curation.pipeline import EvalItems, curate, input_text, normalize_text, write_dataset_version
+from flywheel.curation.pipeline import curate
+from flywheel.curation.versions import write_dataset_version
 
 TOPICS = "account billing password refund order shipping invoice login email phone plan upgrade delivery " \
          "subscription address payment card coupon return warranty battery screen printer router app".split()
@@ -113,7 +116,7 @@ def recall_against_exact_jaccard(texts: list[str], labels: np.ndarray, threshold
                                      rng.choice(len(texts), size=sample // 2, replace=False)]))
     shingles = []
     for i in pick:
-        t = normalize_text(texts[i]).ljust(5)
+        t = shingle_form(texts[i]).ljust(5)
         shingles.append({t[j : j + 5] for j in range(len(t) - 4)})
     truth = found = 0
     for a, b in combinations(range(len(pick)), 2):
@@ -159,7 +162,7 @@ def main() -> None:
     print("rules:", {r.name: r.passed for r in dv.rules})
 
     # --- near-duplicate engines on the same inputs --------------------------------------------------
-    texts = [normalize_text(input_text(r["messages"])) for r in rows]
+    texts = [shingle_form(input_text(r["messages"])) for r in rows]
     hasher = MinHasher(num_perm=cfg.minhash_permutations, seed=cfg.seed + 1)
     print(f"\n== near-duplicate inputs ({len(texts):,} texts, {cfg.minhash_permutations} permutations, threshold "
           f"{cfg.near_duplicate_threshold}) ==")

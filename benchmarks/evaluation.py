@@ -11,8 +11,9 @@ import tempfile
 import time
 
 from flywheel.core.storage import FlywheelHome
-from flywheel.evaluation.cycle import EvalItem, generate_answers, score_answers
-from flywheel.evaluation.metrics import paired_bootstrap
+from flywheel.evaluation.eval_set import EvalItem
+from flywheel.evaluation.generation import generate_answers
+from flywheel.evaluation.metrics import paired_bootstrap, score_answers
 from flywheel.models.base import load_base
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from flywheel.config import LabelingConfig
-from flywheel.labeling.batches import select_batch
+from flywheel.labeling.selection import select_batch
 
 WORDS = "account invoice export csv login password reset billing plan refund team seat api key webhook error".split()
 

@@ -132,8 +132,10 @@ def run_variant(variant: str, model_dir: str, args: argparse.Namespace) -> dict[
 
     from flywheel.config import TrainingConfig
     from flywheel.core.storage import FlywheelHome
+    from flywheel.models.base import load_base
     from flywheel.training.data import tokenize_examples
-    from flywheel.training.trainer import load_base_for_training, make_trainer, plan_device
+    from flywheel.training.device import plan_device
+    from flywheel.training.trainer import make_trainer
 
     cuda = torch.cuda.is_available()
     steps = args.warmup + args.steps
@@ -181,7 +183,8 @@ def run_variant(variant: str, model_dir: str, args: argparse.Namespace) -> dict[
         data = tokenize_examples(
             tokenizer, convs, [1.0] * len(convs), max_length=cfg.max_length, seed=cfg.seed
         )
-        model, tokenizer, _ = load_base_for_training(model_dir, FlywheelHome(out_dir), plan)
+        model, tokenizer = load_base(model_dir, FlywheelHome(out_dir), dtype=plan.dtype,
+                                     attn_implementation=plan.attn_implementation)
         trainer = make_trainer(model, tokenizer, data, cfg, plan, out_dir)
         clock = StepClock(lambda: trainer.real_tokens)
         settings = {

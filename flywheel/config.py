@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import difflib
 import typing
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_FILE = "flywheel.yaml"
 
@@ -188,6 +189,14 @@ class ProjectConfig(_Strict):
 
     # where the file was read from; relative paths in it resolve against this folder
     root: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("start_date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise ValueError("expected a date YYYY-MM-DD") from None
 
     @model_validator(mode="after")
     def _targets_ordered(self) -> ProjectConfig:

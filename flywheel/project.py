@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from flywheel.config import ProjectConfig
+from flywheel.config import PROJECT_FILE, ProjectConfig, load_project, parse_project
+
+PROJECT_ENV = "FLYWHEEL_PROJECT"
 
 RUBRIC_TEMPLATE_MARKER = "flywheel:rubric-template"
-STARTER_FILES = ("flywheel.yaml", "rubric.md", "eval.jsonl")
+STARTER_FILES = (PROJECT_FILE, "rubric.md", "eval.jsonl")
 # the starter rubric's stand-ins for the perfect and the bad example: while one is left, the rubric is unwritten
 RUBRIC_PLACEHOLDERS = (
     "(paste a real production input)",
@@ -57,3 +60,19 @@ def rubric_problem(project: ProjectConfig) -> str | None:
 def rubric_text(project: ProjectConfig) -> str:
     path = project.resolve(project.rubric)
     return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def project_folder(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`explicit` when given, else `$FLYWHEEL_PROJECT`, else the working directory."""
+    return Path(explicit or os.environ.get(PROJECT_ENV) or Path.cwd())
+
+
+def load_project_or_defaults(folder: str | os.PathLike[str] | None = None) -> ProjectConfig:
+    """The project file in `folder` (or the file itself), or every default when the folder has none.
+
+    `folder` defaults to `project_folder()`; a broken project file raises `ConfigError`.
+    """
+    path = project_folder(folder)
+    if (path / PROJECT_FILE).exists() or path.suffix in (".yaml", ".yml"):
+        return load_project(path)
+    return parse_project({}, source=f"{path} (no {PROJECT_FILE}: defaults)", root=path.resolve())

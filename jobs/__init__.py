@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from assets.partitions import daily_partitions, weekly_partitions
+from assets.partitions import CODE_LOCATION_PROJECT, daily_partitions, weekly_partitions
 
 daily_capture = dg.define_asset_job(
     "daily_capture",
@@ -29,8 +29,9 @@ reviewed_examples_job = dg.define_asset_job(
 
 # The GPU request of a retrain run, read by the K8s run launcher (dagster-k8s) from the run's tags:
 # the run pod gets one GPU, so the training subprocess (Dagster Pipes) runs on it. Ignored when runs
-# execute locally (`dagster dev`, `flywheel demo`). See docs/deploy.md to change it.
-RETRAIN_RUN_TAGS: dict[str, str] = {
+# execute locally (`dagster dev`, `flywheel demo`). The project's `training.device_tags` are laid over
+# these (a key there replaces the default's); see docs/deploy.md.
+DEFAULT_RETRAIN_RUN_TAGS: dict[str, str] = {
     "dagster-k8s/config": json.dumps(
         {
             "container_config": {
@@ -47,6 +48,7 @@ RETRAIN_RUN_TAGS: dict[str, str] = {
     ),
     "flywheel/gpu": "1",
 }
+RETRAIN_RUN_TAGS: dict[str, str] = DEFAULT_RETRAIN_RUN_TAGS | dict(CODE_LOCATION_PROJECT.training.device_tags)
 
 retrain = dg.define_asset_job(
     "retrain",

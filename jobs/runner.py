@@ -1,8 +1,10 @@
 """Run the flywheel's jobs in-process on the Dagster instance ($DAGSTER_HOME), one run at a time.
 
 Used by `flywheel backfill` (a range of partitions, oldest first: the same files as one-by-one runs,
-since every partition writes only its own file) and by `flywheel demo`. Runs land in the instance's
-run storage, so `dagster dev` (`make ui`) shows them, their materializations and check results.
+since every partition writes only its own file) and by `flywheel demo`, which find it through the
+`flywheel.orchestrator` entry point (`ORCHESTRATOR` below; the library never imports this package).
+Runs land in the instance's run storage, so `dagster dev` (`make ui`) shows them, their
+materializations and check results.
 """
 
 from __future__ import annotations
@@ -114,3 +116,20 @@ class InstanceJobRunner:
                 outcome.error = f"{ev.step_key}: {error.message.strip()}"
                 break
         return outcome
+
+
+class DagsterOrchestrator:
+    """What the `flywheel` CLI needs from the code location: runners and backfill plans."""
+
+    backfill_steps = tuple(BACKFILL_JOBS)
+
+    def job_runner(self, quiet: bool = False) -> InstanceJobRunner:
+        return InstanceJobRunner(quiet=quiet)
+
+    def backfill_plan(self, step: str, start: str, end: str) -> tuple[str, list[str]]:
+        if step not in BACKFILL_JOBS:
+            raise ValueError(f"unknown step {step!r}; expected one of {sorted(BACKFILL_JOBS)}")
+        return BACKFILL_JOBS[step], partition_keys(step, start, end)
+
+
+ORCHESTRATOR = DagsterOrchestrator()

@@ -65,4 +65,3 @@ def run_failure_alert(context: dg.RunFailureSensorContext, flywheel: FlywheelRes
 
 
 SENSORS = [run_failure_alert]
-SCHEDULES: list[dg.ScheduleDefinition] = []

@@ -1,11 +1,8 @@
 """Calendar schedules: daily capture, weekly labeling (Monday morning), quarterly retrain.
 
-Times and the time zone come from `AutomationConfig` (the `automation:` section of flywheel.yaml).
-Dagster needs a schedule's cron and time zone when the code location loads, and nothing may read the
-project file or the environment at import time, so the schedules below are built from the *defaults*
-(UTC). To run them in another time zone or at other times, build them from your project file in your
-own definitions module: `build_calendar_schedules(load_project("path/to/flywheel.yaml").automation)`
-(see README "Schedules"); `flywheel status` shows the deployed schedules next to the project's values.
+Times and the time zone come from `AutomationConfig` (the `automation:` section of flywheel.yaml) of
+the project the code location is built for (`assets.partitions.CODE_LOCATION_PROJECT`: Dagster needs a
+schedule's cron and time zone when the code location loads, like the partitions' start date).
 
 Partition keys stay UTC whatever the time zone: a tick picks the last *complete* UTC day (capture) or
 the last complete Monday-to-Sunday week (labeling) at its scheduled time.
@@ -17,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from assets.partitions import CODE_LOCATION_PROJECT
 from flywheel.config import AutomationConfig
 from flywheel.ops.monitoring import week_monday
 from jobs import daily_capture, retrain, weekly_labeling
@@ -82,5 +80,4 @@ def build_calendar_schedules(automation: AutomationConfig) -> list[dg.ScheduleDe
     return [daily_capture_schedule, weekly_labeling_schedule, quarterly_retrain_schedule]
 
 
-SCHEDULES = build_calendar_schedules(AutomationConfig())
-SENSORS: list[dg.SensorDefinition] = []
+SCHEDULES = build_calendar_schedules(CODE_LOCATION_PROJECT.automation)

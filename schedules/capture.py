@@ -9,7 +9,7 @@ import dagster as dg
 from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
 from assets.resources import FlywheelResource
-from flywheel.capture.ingestion import days_to_capture
+from flywheel.capture.landing import days_to_capture
 from flywheel.capture.signals import SIGNALS
 from jobs import daily_capture
 

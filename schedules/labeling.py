@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.materializations import latest_partition_metadata
 from assets.resources import FlywheelResource
-from flywheel.labeling.batches import week_days
+from flywheel.labeling.candidates import week_days
 from flywheel.labeling.store import BatchProgress, ReviewStore
 from jobs import reviewed_examples_job
 

@@ -44,4 +44,3 @@ def metric_drop_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelRe
 
 
 SENSORS = [metric_drop_sensor]
-SCHEDULES: list[dg.ScheduleDefinition] = []

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flywheel.core.errors import InputError
+
 PII_KINDS: tuple[str, ...] = ("secret", "email", "card", "ip", "phone")
 
 _SECRET_VALUE_RULES = r"""
@@ -47,7 +49,9 @@ _SECRET_VALUE_RULES = r"""
   | \bAIza[0-9A-Za-z_-]{35}
   | \beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}
   | (?i:\bbearer\s+)[A-Za-z0-9._~+/=-]{20,}"""
-_SECRET_ASSIGN_KEY = r"""(?i:\b(?:api[_-]?key|secret|token|password|passwd|pwd|access[_-]?key)\b["']?\s*[:=]\s*["']?)"""
+_SECRET_ASSIGN_KEY = (
+    r"""(?i:\b(?:api[_-]?key|secret|token|password|passwd|pwd|access[_-]?key)\b["']?\s*[:=]\s*["']?)"""
+)
 _SECRET_ASSIGN_VALUE = r"""[^\s"',;]{6,}"""
 
 # kind -> exact Python pattern. The `value` group, when present, is the part that gets replaced.
@@ -106,7 +110,7 @@ class PiiRedactor:
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(PII_KINDS)
         if unknown:
-            raise ValueError(f"unknown PII kinds {sorted(unknown)}; expected some of {list(PII_KINDS)}")
+            raise InputError(f"unknown PII kinds {sorted(unknown)}; expected some of {list(PII_KINDS)}")
         self.kinds = tuple(k for k in PII_KINDS if k in self.kinds)  # fixed order: secret first
         self.hits: Counter[str] = Counter()
         self._subs: dict[str, Callable[[str], str]] = {k: self._substituter(k) for k in self.kinds}

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -29,23 +28,17 @@ import pyarrow.parquet as pq
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
-from flywheel.capture.ingestion import (
-    FEEDBACK,
-    FEEDBACK_KINDS,
-    INTERACTIONS,
-    QuarantineSink,
-    RowError,
+from flywheel.capture.landing import iter_landing_lines, landing_files
+from flywheel.capture.pii import PiiRedactor
+from flywheel.capture.records import FEEDBACK, INTERACTIONS, RowError, day_start_us, next_day
+from flywheel.capture.tables import QuarantineSink
+from flywheel.capture.validation import (
     cyclic_gc_paused,
-    day_start_us,
     decode_object,
-    iter_landing_lines,
-    landing_files,
-    next_day,
-    parse_ts_us,
-    raw_text,
+    quarantine_row,
+    validate_feedback,
     validate_interaction,
 )
-from flywheel.capture.pii import PiiRedactor
 from flywheel.config import CaptureConfig
 from flywheel.core.storage import FlywheelHome, atomic_path, duckdb_connection
 
@@ -64,10 +57,20 @@ SIGNALS_SCHEMA = pa.schema(
     ]
 )
 FEEDBACK_SCHEMA = pa.schema(
-    [("interaction_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("kind", pa.string()), ("text", pa.string())]
+    [
+        ("interaction_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("text", pa.string()),
+    ]
 )
 WINDOW_SCHEMA = pa.schema(
-    [("interaction_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("session_id", pa.string()), ("input_text", pa.string())]
+    [
+        ("interaction_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("session_id", pa.string()),
+        ("input_text", pa.string()),
+    ]
 )
 
 
@@ -88,27 +91,6 @@ class SignalsReport:
     resubmissions_across_midnight: int = 0
 
 
-def validate_feedback(obj: dict[str, Any], max_chars: int) -> tuple[str, int, str, str | None]:
-    """(interaction_id, ts in epoch us, kind, text) of one feedback record, or RowError."""
-    iid = obj.get("interaction_id")
-    if iid is None or (isinstance(iid, str) and not iid.strip()):
-        raise RowError("missing_id", "interaction_id: missing or empty")
-    if not isinstance(iid, str):
-        raise RowError("wrong_type", f"interaction_id: expected a string, got {type(iid).__name__}")
-    ts_us = parse_ts_us(obj.get("ts"))
-    kind = obj.get("kind")
-    if kind not in FEEDBACK_KINDS:
-        raise RowError("bad_kind", f"kind: {str(kind)[:32]!r} is not one of {list(FEEDBACK_KINDS)}")
-    text = obj.get("text")
-    if text is not None and not isinstance(text, str):
-        raise RowError("wrong_type", f"text: expected a string, got {type(text).__name__}")
-    if text is not None and len(text) > max_chars:
-        raise RowError("huge_field", f"text: {len(text)} characters > {max_chars}")
-    if kind == "correction" and not (text and text.strip()):
-        raise RowError("missing_field", "text: a correction needs the corrected text")
-    return iid, ts_us, kind, text
-
-
 def read_feedback(
     files: list[Path], config: CaptureConfig, redactor: PiiRedactor | None, quarantine: QuarantineSink | None
 ) -> tuple[pa.Table, int]:
@@ -123,7 +105,7 @@ def read_feedback(
             iid, ts_us, kind, text = validate_feedback(decode_object(item.raw), config.max_field_chars)
         except RowError as err:
             if quarantine is not None:
-                quarantine.add(item.source_file, item.line, err.reason, f"{Path(item.source_file).name}:{item.line}: {err.detail}", raw_text(item.raw))
+                quarantine.add(*quarantine_row(item, err.reason, err.detail))
             continue
         ids.append(iid)
         ts.append(ts_us)
@@ -133,7 +115,12 @@ def read_feedback(
     if redactor is not None:
         text_arr = redactor.redact_array(text_arr)
     table = pa.Table.from_arrays(
-        [pa.array(ids, pa.string()), pa.array(ts, pa.timestamp("us", tz="UTC")), pa.array(kinds, pa.string()), text_arr],
+        [
+            pa.array(ids, pa.string()),
+            pa.array(ts, pa.timestamp("us", tz="UTC")),
+            pa.array(kinds, pa.string()),
+            text_arr,
+        ],
         schema=FEEDBACK_SCHEMA,
     )
     return table, read
@@ -165,13 +152,22 @@ def first_window_interactions(
     if redactor is not None:
         text_arr = redactor.redact_array(text_arr)
     return pa.Table.from_arrays(
-        [pa.array(ids, pa.string()), pa.array(ts, WINDOW_SCHEMA.field("ts").type), pa.array(sessions, pa.string()), text_arr],
+        [
+            pa.array(ids, pa.string()),
+            pa.array(ts, WINDOW_SCHEMA.field("ts").type),
+            pa.array(sessions, pa.string()),
+            text_arr,
+        ],
         schema=WINDOW_SCHEMA,
     )
 
 
 def _find_resubmissions(
-    con: duckdb.DuckDBPyConnection, window_s: int, similarity: float, report: SignalsReport, next_start_us: int
+    con: duckdb.DuckDBPyConnection,
+    window_s: int,
+    similarity: float,
+    report: SignalsReport,
+    next_start_us: int,
 ) -> pa.Table:
     """(interaction_id, resubmitted_by) for every interaction followed in its session, within the
     window, by a similar message; the earliest such message is named."""
@@ -200,18 +196,28 @@ def _find_resubmissions(
             hits_a += taken.column("a_id").to_pylist()
             hits_b += taken.column("b_id").to_pylist()
             hits_us += taken.column("b_us").to_pylist()
-    table = pa.table({"a_id": pa.array(hits_a, pa.string()), "b_id": pa.array(hits_b, pa.string()), "b_us": pa.array(hits_us, pa.int64())})
+    table = pa.table(
+        {
+            "a_id": pa.array(hits_a, pa.string()),
+            "b_id": pa.array(hits_b, pa.string()),
+            "b_us": pa.array(hits_us, pa.int64()),
+        }
+    )
     con.register("resubmit_pairs", table)
     resubmits = con.sql(
         "SELECT a_id AS interaction_id, arg_min(b_id, b_us) AS resubmitted_by, min(b_us) AS b_us "
         "FROM resubmit_pairs GROUP BY a_id"
     ).to_arrow_table()
     report.resubmissions = resubmits.num_rows
-    report.resubmissions_across_midnight = sum(1 for us in resubmits.column("b_us").to_pylist() if us >= next_start_us)
+    report.resubmissions_across_midnight = sum(
+        1 for us in resubmits.column("b_us").to_pylist() if us >= next_start_us
+    )
     return resubmits
 
 
-def compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, *, threads: int | None = None) -> SignalsReport:
+def compute_signals(
+    home: FlywheelHome, day: str, config: CaptureConfig, *, threads: int | None = None
+) -> SignalsReport:
     """One signal row per interaction of `day` -> `warehouse/interaction_signals/<day>.parquet`.
 
     Reads `warehouse/interactions/<day>.parquet`, the day's and next day's feedback folders and the
@@ -222,20 +228,26 @@ def compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, *, thre
         return _compute_signals(home, day, config, threads)
 
 
-def _compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, threads: int | None) -> SignalsReport:
+def _compute_signals(
+    home: FlywheelHome, day: str, config: CaptureConfig, threads: int | None
+) -> SignalsReport:
     report = SignalsReport(day=day)
     redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
     following = next_day(day)
     source = home.warehouse(INTERACTIONS, day)
     if not source.exists():
-        raise FileNotFoundError(f"{source}: no interactions for {day}; materialize `interactions` for that partition first")
+        raise FileNotFoundError(
+            f"{source}: no interactions for {day}; materialize `interactions` for that partition first"
+        )
     weights = config.signal_weights
     with (
         atomic_path(home.warehouse(SIGNALS, day)) as out_tmp,
         atomic_path(home.quarantine(SIGNALS, day)) as q_tmp,
     ):
         quarantine = QuarantineSink(q_tmp)
-        own, report.feedback_read = read_feedback(landing_files(home, FEEDBACK, day), config, redactor, quarantine)
+        own, report.feedback_read = read_feedback(
+            landing_files(home, FEEDBACK, day), config, redactor, quarantine
+        )
         late, _ = read_feedback(landing_files(home, FEEDBACK, following), config, redactor, None)
         quarantine.close()
         report.feedback_reasons = quarantine.reasons
@@ -253,7 +265,9 @@ def _compute_signals(home: FlywheelHome, day: str, config: CaptureConfig, thread
             con.register("next_window", window)
             con.execute("CREATE TEMP VIEW later AS SELECT * FROM cur UNION ALL SELECT * FROM next_window")
             con.register("feedback", pa.concat_tables([own, late]))
-            resubmits = _find_resubmissions(con, config.resubmit_window_s, config.resubmit_similarity, report, day_start_us(following))
+            resubmits = _find_resubmissions(
+                con, config.resubmit_window_s, config.resubmit_similarity, report, day_start_us(following)
+            )
             con.register("resubmits", resubmits)
             con.execute(
                 """

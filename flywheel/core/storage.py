@@ -35,8 +35,9 @@ class FlywheelHome:
         self.root = Path(root).expanduser().resolve()
 
     @classmethod
-    def from_env(cls, default: str | os.PathLike[str] = DEFAULT_HOME) -> FlywheelHome:
-        return cls(os.environ.get(HOME_ENV) or default)
+    def from_env(cls, explicit: str | os.PathLike[str] | None = None) -> FlywheelHome:
+        """`explicit` when given, else `$FLYWHEEL_HOME`, else `./.flywheel`: the one place the home is resolved."""
+        return cls(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME)
 
     def __repr__(self) -> str:
         return f"FlywheelHome({str(self.root)!r})"
@@ -68,9 +69,9 @@ class FlywheelHome:
     def reports(self) -> Path:
         return self.path("reports")
 
-    def database_url(self) -> str:
-        """`FLYWHEEL_DATABASE_URL` when set, else a SQLite file in the home."""
-        url = os.environ.get(DATABASE_URL_ENV)
+    def database_url(self, explicit: str | None = None) -> str:
+        """`explicit` when given, else `FLYWHEEL_DATABASE_URL` when set, else a SQLite file in the home."""
+        url = explicit or os.environ.get(DATABASE_URL_ENV)
         if url:
             return url
         self.root.mkdir(parents=True, exist_ok=True)

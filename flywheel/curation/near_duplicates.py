@@ -20,16 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flywheel.core.errors import InputError
+from flywheel.core.text import shingle_form
+
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 _POLY = np.uint64(0x100000001B3)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK_BYTES = 4_000_000
-
-
-def normalize_for_shingles(text: str, lowercase: bool = True) -> str:
-    """Lower-case (unless told not to), whitespace collapsed: the form shingles are taken from."""
-    return " ".join((text.lower() if lowercase else text).split())
 
 
 def _mix64(h: np.ndarray) -> np.ndarray:
@@ -47,7 +45,7 @@ def shingle_hashes(texts: Sequence[str], k: int = 5, lowercase: bool = True) -> 
     Returns `(hashes, offsets)`: the hashes of text i are `hashes[offsets[i]:offsets[i+1]]`.
     Texts shorter than k are padded with spaces, so every text has at least one shingle.
     """
-    encoded = [normalize_for_shingles(t, lowercase).encode("utf-8").ljust(k) for t in texts]
+    encoded = [shingle_form(t, lowercase).encode("utf-8").ljust(k) for t in texts]
     lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
     counts = lengths - k + 1
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
@@ -106,7 +104,7 @@ class MinHasher:
 
         sets = []
         for t in texts:
-            norm = normalize_for_shingles(t).ljust(self.shingle)
+            norm = shingle_form(t).ljust(self.shingle)
             sets.append([norm[i : i + self.shingle].encode("utf-8") for i in range(len(norm) - self.shingle + 1)])
         mhs = MinHash.bulk(sets, num_perm=self.num_perm, seed=self.seed)
         return np.array([m.hashvalues for m in mhs], dtype=np.uint64).astype(np.uint32)
@@ -121,7 +119,7 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return _optimal_param(threshold, num_perm, 0.2, 0.8)
 
 
-def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One 64-bit key per (text, band): shape `(n, bands)`."""
     keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
     for band in range(bands):
@@ -136,7 +134,7 @@ def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def candidate_links(sig: np.ndarray, threshold: float) -> np.ndarray:
     """Pairs `(i, j)` (i > j) of texts sharing a band bucket: each member linked to its bucket's first."""
     bands, rows = lsh_params(threshold, sig.shape[1])
-    keys = _band_keys(sig, bands, rows)
+    keys = band_keys(sig, bands, rows)
     links = []
     for band in range(bands):
         order = np.argsort(keys[:, band], kind="stable")
@@ -211,7 +209,7 @@ def near_duplicate_clusters(
         sig = hasher.signatures_datasketch(texts)
         pairs = candidate_links_datasketch(sig, threshold, seed=seed)
     else:
-        raise ValueError(f"unknown near-duplicate engine {engine!r}; expected numpy or datasketch")
+        raise InputError(f"unknown near-duplicate engine {engine!r}; expected numpy or datasketch")
     pairs = pairs[estimated_jaccard(sig, pairs) >= threshold] if len(pairs) else pairs
     return clusters_from_pairs(len(texts), pairs)
 
@@ -220,7 +218,7 @@ def exact_jaccard(a: str, b: str, shingle: int = 5) -> float:
     """Jaccard similarity of the character-shingle sets (the ground truth MinHash estimates)."""
 
     def shingles(t: str) -> set[str]:
-        n = normalize_for_shingles(t).ljust(shingle)
+        n = shingle_form(t).ljust(shingle)
         return {n[i : i + shingle] for i in range(len(n) - shingle + 1)}
 
     sa, sb = shingles(a), shingles(b)

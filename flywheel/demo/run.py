@@ -10,8 +10,8 @@ Scenario (flywheel.demo.scenario): a support assistant for the fictional Nimbus 
 4. a planted regression: a broken generator's file (answers paired with the wrong questions) joins the
    sources -> the candidate is worse -> the blocking `no_regression` check stops it; the champion stays.
 
-This module never imports Dagster: it drives the jobs through a `JobRunner` (the CLI passes
-`jobs.runner.InstanceJobRunner`, which executes them in-process on the persistent instance).
+This module never imports Dagster: it drives the jobs through a `flywheel.ops.runs.JobRunner` (the CLI
+loads the code location's runner through its entry point; it executes them in-process on the instance).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
 from flywheel.core.storage import FlywheelHome, write_jsonl, write_text
+from flywheel.curation.versions import latest_version
 from flywheel.demo.scenario import (
     FULL,
     SIMULATED_REVIEWER,
@@ -40,29 +41,13 @@ from flywheel.demo.scenario import (
     truth_of,
 )
 from flywheel.demo.scenario import RUBRIC as DEMO_RUBRIC
+from flywheel.ops.runs import JobOutcomeLike, JobRunner
 
 DEMO_PROJECT_DIR = "demo-project"
 DEMO_MARKER = ".flywheel-demo"
 REPORT_NAME = "demo.md"
 PLOT_NAME = "demo_scores.png"
 FIRST_TRAFFIC_WEEK = date(2026, 10, 26)  # a Monday, weeks before "today" in the scenario
-
-
-class JobOutcomeLike(Protocol):
-    job: str
-    run_id: str
-    success: bool
-    error: str | None
-    checks: list[Any]
-    materialized: dict[str, dict[str, Any]]
-
-    def failed_checks(self) -> list[Any]: ...
-
-
-class JobRunner(Protocol):
-    """Runs one of the code location's jobs (optionally one partition) and reports what happened."""
-
-    def run(self, job_name: str, partition_key: str | None = None, tags: dict[str, str] | None = None) -> JobOutcomeLike: ...
 
 
 @dataclass(frozen=True)
@@ -154,7 +139,7 @@ def reset_home(home: FlywheelHome) -> None:
 def log_traffic(home: FlywheelHome, days: list[str], size: ScenarioSize, skill: float, model_version: str,
                 taken: set[str]) -> dict[str, str]:
     """Write the days' simulated traffic into the landing zone with the capture SDK; returns the ground truth."""
-    from flywheel.capture.ingestion import CaptureWriter
+    from flywheel.capture.sdk import CaptureWriter
 
     truth: dict[str, str] = {}
     with CaptureWriter(home) as writer:
@@ -184,7 +169,7 @@ class ReviewCounts:
 def simulated_review(db_url: str, batch_id: str, truth: dict[str, str]) -> ReviewCounts:
     """The SIMULATED reviewer decides every item of a batch from the scenario's ground truth, through the
     labeling engineer's decision store (the same path the review page and `flywheel labeling import` use)."""
-    from flywheel.labeling.batches import record_decision
+    from flywheel.labeling.decisions import record_decision
     from flywheel.labeling.store import ReviewStore
 
     store = ReviewStore(db_url)
@@ -234,7 +219,8 @@ Progress = Callable[[str], None]
 def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, project_dir: Path, db_url: str,
               files: ScenarioFiles, size: ScenarioSize, say: Progress) -> CycleResult:
     """Traffic (optional) -> capture -> labeling -> simulated review -> reviewed examples -> retrain."""
-    from flywheel.models.registry import current_champion, score_history
+    from flywheel.models.history import score_history
+    from flywheel.models.registry import current_champion
 
     start = time.perf_counter()
     result = CycleResult(number, cycle.name)
@@ -271,7 +257,7 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
     out = runner.run("retrain", tags={**tags, "flywheel/reason": f"demo cycle {number}: {cycle.name}"})
     result.run_ids.append(out.run_id)
     ds = out.materialized.get("training_dataset", {})
-    result.dataset_version = ds.get("version") or _latest_dataset(home)
+    result.dataset_version = ds.get("version") or latest_version(home)
     manifest = home.dataset(result.dataset_version) / "manifest.json" if result.dataset_version else None
     if manifest and manifest.exists():
         result.by_source = json.loads(manifest.read_text())["counts"].get("by_source", {})
@@ -295,11 +281,6 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
             raise DemoError(f"cycle {number}: the champion changed although the candidate was blocked")
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _latest_dataset(home: FlywheelHome) -> str | None:
-    latest = home.path("datasets", "LATEST")
-    return latest.read_text().strip() if latest.exists() else None
 
 
 # --- report ----------------------------------------------------------------------------------

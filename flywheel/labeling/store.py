@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from flywheel.core.errors import InputError
 from flywheel.core.storage import sql_engine
 
 VERDICTS: tuple[str, ...] = ("pass", "fix", "reject")
@@ -30,7 +31,7 @@ batches_table = sa.Table(
     "review_batches",
     metadata,
     sa.Column("batch_id", sa.String(128), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # weekly | sample
+    sa.Column("kind", sa.String(16), nullable=False),  # weekly | sample | conflict
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("rubric", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.Text, nullable=True),  # where a sample batch came from
@@ -71,20 +72,20 @@ decisions_table = sa.Table(
 )
 
 
-class ReviewError(ValueError):
+class ReviewError(InputError):
     """A decision or batch operation that cannot be applied (the message says why)."""
 
 
 class UnknownBatchError(ReviewError):
-    pass
+    """No batch of that id in the decision store."""
 
 
 class UnknownItemError(ReviewError):
-    pass
+    """No item of that id in the batch."""
 
 
 class BatchClosedError(ReviewError):
-    pass
+    """The batch was closed by hand: it takes no more decisions."""
 
 
 @dataclass(frozen=True)

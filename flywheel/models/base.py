@@ -1,5 +1,9 @@
 """Base models: any local path or hub id, or `tiny`, a few-layer Llama built locally from a config.
 
+`load_base` is the one loader of a base model (training asks for the device plan's dtype and
+attention kernel, generation for the inference device); `load_tokenizer` loads its tokenizer, so a
+training run that tokenizes first loads it only once.
+
 The tiny model is what the tests and the demo train: a byte-level tokenizer (every UTF-8 byte is a
 token, so nothing needs downloading) with a ChatML chat template whose assistant turns are wrapped in
 `{% generation %}` markers, so trl can mask the loss to assistant tokens.
@@ -99,29 +103,52 @@ def save_tiny_base(target: Path) -> Path:
     return target
 
 
+def base_path(base_model: str, home: FlywheelHome) -> str:
+    """The path or hub id a base model name stands for: `tiny` is `home/models/base-tiny`."""
+    return str(home.model(TINY_DIRNAME)) if base_model == TINY else base_model
+
+
 def resolve_base(base_model: str, home: FlywheelHome) -> str:
-    """The path or hub id to load: `tiny` is built once under `home/models/base-tiny`."""
-    if base_model != TINY:
-        return base_model
-    target = home.model(TINY_DIRNAME)
-    if not (target / "flywheel_base.json").exists():
-        save_tiny_base(target)
-    return str(target)
+    """`base_path`, building the tiny model there the first time it is asked for."""
+    path = base_path(base_model, home)
+    if base_model == TINY and not (Path(path) / "flywheel_base.json").exists():
+        save_tiny_base(Path(path))
+    return path
 
 
-def load_base(base_model: str, home: FlywheelHome, dtype: Any = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load (model, tokenizer) for a base model name, path or hub id (`tiny` is built locally)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(base_model: str, home: FlywheelHome) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer; one without a pad token pads with its eos token."""
+    from transformers import AutoTokenizer
 
-    path = resolve_base(base_model, home)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    kwargs: dict[str, Any] = {}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base(base_model, home))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
-__all__ = ["build_tiny_tokenizer", "build_tiny_model", "load_base", "resolve_base", "save_tiny_base"]
+def load_base(
+    base_model: str,
+    home: FlywheelHome,
+    *,
+    dtype: str | Any = None,
+    attn_implementation: str | None = None,
+    device: str | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(model, tokenizer) of a base model name, path or hub id (`tiny` is built locally).
+
+    `dtype` (a torch dtype or its name, e.g. "bfloat16") and `attn_implementation` are passed to
+    `from_pretrained` when given (None: the weights' saved dtype, transformers' default kernel);
+    `device` moves the model there. Pass the `tokenizer` already loaded to load it only once."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {}
+    if dtype is not None:
+        kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(resolve_base(base_model, home), **kwargs)
+    if device is not None:
+        model = model.to(device)
+    return model, tokenizer if tokenizer is not None else load_tokenizer(base_model, home)

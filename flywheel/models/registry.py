@@ -1,5 +1,6 @@
-"""The model registry: versions and their status, the champion, promotion, rollback, eval-set
-freezing, the score history, and the serving export.
+"""The model registry: versions and their status, the champion, promotion, rollback and eval-set
+freezing. The score history (`model_evaluations`) is read and drawn in `flywheel.models.history`,
+the champion's serving export written in `flywheel.models.serving`.
 
 SQLAlchemy Core on any engine (`flywheel.core.storage.sql_engine(url)`: a SQLite file in the home by
 default, PostgreSQL with FLYWHEEL_DATABASE_URL). Tables (all `model_*`):
@@ -16,12 +17,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from flywheel.core.storage import FlywheelHome, sql_engine, write_json, write_text
+from flywheel.core.errors import StateError, require
+from flywheel.core.storage import sql_engine
 
 CANDIDATE, CHAMPION, RETIRED, REJECTED = "candidate", "champion", "retired", "rejected"
 STATUSES = (CANDIDATE, CHAMPION, RETIRED, REJECTED)
@@ -93,7 +94,7 @@ model_eval_sets = sa.Table(
 )
 
 
-class RegistryError(RuntimeError):
+class RegistryError(StateError):
     """A registry operation that cannot be done (unknown version, refused promotion, nothing to roll back to)."""
 
 
@@ -139,7 +140,7 @@ class ModelRecord:
         )
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
@@ -199,7 +200,7 @@ def _event(conn: sa.Connection, version: str, action: str, from_status: str | No
     conn.execute(
         model_events.insert().values(
             version=version, action=action, from_status=from_status, to_status=to_status,
-            previous_champion=previous_champion, actor=actor, reason=reason, at=_now(),
+            previous_champion=previous_champion, actor=actor, reason=reason, at=now_utc(),
         )
     )
 
@@ -221,7 +222,7 @@ def record_candidate(
     """Record an evaluated version: status `candidate` when it passed the gate, else `rejected` with
     the reasons. The current champion's status is never changed by a re-evaluation."""
     engine = engine_for(engine_or_url)
-    now = _now()
+    now = now_utc()
     status = CANDIDATE if gate_passed else REJECTED
     reason = "passed the gate" if gate_passed else "; ".join(gate_reasons) or "failed the gate"
     values = {
@@ -245,7 +246,7 @@ def record_candidate(
                              .values(status=status, reason=reason, **values))
                 _event(conn, version, "evaluated", old, status, actor, reason)
     record = get_model(engine, version)
-    assert record is not None
+    require(record is not None, f"model version {version!r} vanished from the registry after it was written")
     return record
 
 
@@ -279,7 +280,7 @@ def promote(
                 f"model version {version!r} failed the gate ({reasons}); promote it anyway only with --force and a reason"
             )
         old = conn.execute(sa.select(model_versions.c.version).where(model_versions.c.status == CHAMPION)).scalars().all()
-        now = _now()
+        now = now_utc()
         for prev in old:
             conn.execute(model_versions.update().where(model_versions.c.version == prev)
                          .values(status=RETIRED, updated_at=now, reason=f"replaced by {version}"))
@@ -294,7 +295,7 @@ def promote(
                      .where(model_evaluations.c.candidate == version, model_evaluations.c.gate_passed.is_(True))
                      .values(outcome="promoted"))
     record = get_model(engine, version)
-    assert record is not None
+    require(record is not None, f"model version {version!r} vanished from the registry after it was written")
     return record
 
 
@@ -319,7 +320,7 @@ def rollback(engine_or_url: sa.Engine | str, *, by: str | None = None, reason: s
         previous = _previous_of(conn, current)
         if previous is None:
             raise RegistryError(f"champion {current!r} has no previous champion to roll back to")
-        now = _now()
+        now = now_utc()
         conn.execute(model_versions.update().where(model_versions.c.version == current)
                      .values(status=RETIRED, updated_at=now, reason=f"rolled back: {reason}"))
         _event(conn, current, "retired", CHAMPION, RETIRED, actor, f"rolled back: {reason}")
@@ -330,7 +331,7 @@ def rollback(engine_or_url: sa.Engine | str, *, by: str | None = None, reason: s
         _event(conn, previous, "rollback", prev_status, CHAMPION, actor, f"restored by rollback from {current}: {reason}",
                previous_champion=_previous_of(conn, previous))
     retired, champion = get_model(engine, current), get_model(engine, previous)
-    assert retired is not None and champion is not None
+    require(retired is not None and champion is not None, f"rollback {current!r} -> {previous!r} lost a registry row")
     return retired, champion
 
 
@@ -359,220 +360,9 @@ def freeze_eval_set(engine_or_url: sa.Engine | str, eval_set_version: int, conte
         with engine.begin() as conn:
             conn.execute(model_eval_sets.insert().values(
                 eval_set_version=eval_set_version, content_hash=content_hash, items=items,
-                slices=json.dumps(slices, sort_keys=True), created_at=_now()))
+                slices=json.dumps(slices, sort_keys=True), created_at=now_utc()))
     except sa.exc.IntegrityError:
         pass  # another run froze it first
     entry = frozen_eval_set(engine, eval_set_version)
-    assert entry is not None
+    require(entry is not None, f"eval set version {eval_set_version} was frozen but cannot be read back")
     return entry
-
-
-# --- score history ---------------------------------------------------------------------------
-def record_evaluation(engine_or_url: sa.Engine | str, summary: dict[str, Any], gate_passed: bool) -> None:
-    """Append one cycle to the score history from an evaluation summary (see flywheel.evaluation.cycle)."""
-    engine = engine_for(engine_or_url)
-    primary = summary["primary_metric"]
-    overall = summary["overall"][primary]
-    slices = {s: {"candidate": v["metrics"][primary]["candidate"], "champion": v["metrics"][primary]["champion"]}
-              for s, v in summary["slices"].items()}
-    with engine.begin() as conn:
-        conn.execute(model_evaluations.insert().values(
-            candidate=summary["candidate"], champion=summary["champion"],
-            eval_set_version=summary["eval_set_version"], eval_set_hash=summary["eval_set_hash"],
-            primary_metric=primary, candidate_score=overall["candidate"], champion_score=overall["champion"],
-            diff=overall["diff"], ci_low=overall["ci_low"], ci_high=overall["ci_high"],
-            slices=json.dumps(slices, sort_keys=True), gate_passed=gate_passed,
-            outcome="passed" if gate_passed else "rejected", at=_now()))
-
-
-def score_history(engine_or_url: sa.Engine | str, eval_set_version: int) -> list[dict[str, Any]]:
-    """The fixed-set score of every evaluation cycle of one eval-set version, oldest first.
-
-    Each row: cycle, at, candidate, champion, primary_metric, candidate_score, champion_score, diff,
-    ci_low, ci_high, slices {slice: {candidate, champion}}, gate_passed, outcome (passed | promoted | rejected).
-    """
-    engine = engine_for(engine_or_url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(model_evaluations)
-                            .where(model_evaluations.c.eval_set_version == eval_set_version)
-                            .order_by(model_evaluations.c.id)).all()
-    out = []
-    for i, r in enumerate(rows, start=1):
-        m = dict(r._mapping)
-        m.pop("id")
-        m["slices"] = json.loads(m["slices"]) if m["slices"] else {}
-        m["cycle"] = i
-        out.append(m)
-    return out
-
-
-def score_history_markdown(rows: list[dict[str, Any]], limit: int = 20) -> str:
-    """The score history (newest `limit` cycles) as a markdown table."""
-    if not rows:
-        return "No evaluations yet."
-    metric = rows[-1]["primary_metric"]
-    lines = [f"| cycle | candidate | vs | {metric} | champion | Δ (95% CI) | outcome |", "|---|---|---|---|---|---|---|"]
-    for r in rows[-limit:]:
-        lines.append(f"| {r['cycle']} | {r['candidate']} | {r['champion']} | {r['candidate_score']:.4f} | "
-                     f"{r['champion_score']:.4f} | {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
-                     f"{r['outcome']} |")
-    return "\n".join(lines)
-
-
-def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """A PNG of the fixed-set score per cycle: overall and per-slice lines of the evaluated
-    candidate, the champion's score, and markers for promoted (green) vs rejected (red) cycles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    try:
-        cycles = [r["cycle"] for r in rows]
-        metric = rows[0]["primary_metric"] if rows else "score"
-        if rows:
-            ax.plot(cycles, [r["candidate_score"] for r in rows], color="black", linewidth=2, label="candidate (overall)")
-            ax.plot(cycles, [r["champion_score"] for r in rows], color="grey", linestyle="--", label="champion (overall)")
-            slices = sorted({s for r in rows for s in r["slices"]})
-            for s in slices:
-                ys = [r["slices"].get(s, {}).get("candidate", float("nan")) for r in rows]
-                ax.plot(cycles, ys, linewidth=1, alpha=0.7, label=f"slice {s}")
-            for outcome, color, marker in (("promoted", "green", "^"), ("passed", "blue", "o"), ("rejected", "red", "x")):
-                pts = [(r["cycle"], r["candidate_score"]) for r in rows if r["outcome"] == outcome]
-                if pts:
-                    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker, s=80,
-                               zorder=5, label=outcome)
-            ax.set_xticks(cycles)
-        else:
-            ax.text(0.5, 0.5, "no evaluations yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel("evaluation cycle")
-        ax.set_ylabel(f"{metric} (0-1)")
-        ax.set_title("fixed eval set: score per cycle")
-        ax.grid(alpha=0.3)
-        if rows:
-            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.tight_layout()
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-    return path
-
-
-# --- serving export --------------------------------------------------------------------------
-def serving_base(base_model: str, home: FlywheelHome) -> str:
-    """What vLLM should load as the base: the built-in `tiny` model's folder, else the name or path."""
-    if base_model == "tiny":
-        return str(home.model("base-tiny"))
-    return base_model
-
-
-VLLM_DEFAULT_MAX_LORA_RANK = 16
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
-
-
-def vllm_max_lora_rank(r: int) -> int | None:
-    """The `--max-lora-rank` vLLM needs for an adapter of rank `r` (None: its default 16 suffices)."""
-    if r <= VLLM_DEFAULT_MAX_LORA_RANK:
-        return None
-    return next((v for v in VLLM_LORA_RANKS if v >= r), r)
-
-
-def vllm_adapter_warnings(adapter_config: dict[str, Any]) -> list[str]:
-    """What in a peft `adapter_config.json` vLLM's `--lora-modules` refuses or needs to be told about."""
-    out = []
-    if not adapter_config.get("base_model_name_or_path"):
-        out.append("adapter_config.json has no base_model_name_or_path")
-    for key in ("r", "lora_alpha", "target_modules"):
-        if adapter_config.get(key) in (None, "", []):
-            out.append(f"adapter_config.json has no {key}")
-    if adapter_config.get("modules_to_save"):
-        out.append(f"modules_to_save {adapter_config['modules_to_save']} is set (training.lora.modules_to_save): "
-                   "most vLLM versions refuse such adapters (\"vLLM only supports modules_to_save being None\"); "
-                   "retrain without it to serve with vLLM")
-    if adapter_config.get("use_dora"):
-        out.append("use_dora is set: vLLM does not serve DoRA adapters")
-    if adapter_config.get("bias", "none") != "none":
-        out.append(f"bias {adapter_config['bias']!r}: vLLM needs --enable-lora-bias for adapter biases")
-    return out
-
-
-def read_adapter_config(adapter_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The adapter folder's `adapter_config.json`, or None when it is not readable here."""
-    try:
-        return json.loads((Path(adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def vllm_command(base: str, lora_name: str, adapter_path: str, max_lora_rank: int | None = None) -> str:
-    rank = f" --max-lora-rank {max_lora_rank}" if max_lora_rank else ""
-    return f"vllm serve {base} --enable-lora{rank} --lora-modules {lora_name}={adapter_path}"
-
-
-def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_name: str | None = None) -> dict[str, Any]:
-    """Write `models/champion.json` and `reports/serving.md` for the champion (or say there is none).
-
-    `lora_name` is the model name clients request; by default the one of the previous export (so a
-    manual promotion or rollback keeps it), else `champion`."""
-    pointer = home.model("champion.json")
-    if lora_name is None:
-        try:
-            lora_name = json.loads(pointer.read_text(encoding="utf-8")).get("lora_name") if pointer.exists() else None
-        except ValueError:
-            lora_name = None
-        lora_name = lora_name or "champion"
-    if record is None:
-        info: dict[str, Any] = {"version": None}
-        write_json(info, home.model("champion.json"))
-        write_text("# Serving\n\nNo champion yet: serve the base model.\n", home.reports() / "serving.md")
-        return info
-    base = serving_base(record.base_model or "tiny", home)
-    adapter = record.adapter_path or str(home.model(record.version))
-    adapter_config = read_adapter_config(adapter)
-    warnings = (vllm_adapter_warnings(adapter_config) if adapter_config is not None
-                else [f"{Path(adapter) / 'adapter_config.json'}: not readable here; check it before serving"])
-    rank = vllm_max_lora_rank(int(adapter_config.get("r") or 0)) if adapter_config else None
-    cmd = vllm_command(base, lora_name, adapter, rank)
-    info = {
-        "version": record.version,
-        "path": adapter,
-        "base_model": record.base_model,
-        "serving_base": base,
-        "lora_name": lora_name,
-        "dataset_version": record.dataset_version,
-        "eval_set_hash": record.eval_set_hash,
-        "scores": record.scores.get("overall", {}),
-        "promoted_by": record.promoted_by,
-        "promoted_at": record.promoted_at.isoformat() if record.promoted_at else None,
-        "vllm_command": cmd,
-        "lora_rank": adapter_config.get("r") if adapter_config else None,
-        "warnings": warnings,
-    }
-    write_json(info, home.model("champion.json"))
-    scores = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(info["scores"].items()) if isinstance(v, (int, float)))
-    md = (
-        f"# Serving the champion\n\n"
-        f"- version: `{record.version}` (dataset `{record.dataset_version}`, eval set `{record.eval_set_hash}`)\n"
-        f"- promoted by {record.promoted_by} at {info['promoted_at']}: {record.reason}\n"
-        f"- base model: `{base}`\n- LoRA adapter: `{adapter}`\n\n"
-        f"```bash\n{cmd}\n```\n\n"
-        + "".join(f"> **Warning:** {w}\n\n" for w in warnings) +
-        f"Clients request the model name `{lora_name}`.\n\n"
-        f"| metric | score (fixed eval set) |\n|---|---|\n{scores}\n"
-    )
-    write_text(md, home.reports() / "serving.md")
-    return info
-
-
-__all__ = [
-    "CANDIDATE", "CHAMPION", "REJECTED", "RETIRED", "STATUSES", "ModelRecord", "RegistryError",
-    "current_champion", "engine_for", "freeze_eval_set", "frozen_eval_set", "get_model", "list_models",
-    "model_events_log", "plot_score_history", "promote", "record_candidate", "record_evaluation",
-    "read_adapter_config", "rollback", "score_history", "score_history_markdown", "vllm_adapter_warnings",
-    "vllm_command", "vllm_max_lora_rank", "write_serving_export",
-]

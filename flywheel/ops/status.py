@@ -6,7 +6,6 @@ its manifest, the model registry and its score history, and the project's `autom
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 
 from flywheel.config import ProjectConfig
 from flywheel.core.storage import FlywheelHome
+from flywheel.curation.versions import latest_version, read_manifest
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -76,7 +76,7 @@ class FlywheelStatus:
     dataset: DatasetStatus | None
     champion: ChampionStatus | None
     primary_metric: str
-    history: list[dict[str, Any]] = field(default_factory=list)  # registry.score_history rows
+    history: list[dict[str, Any]] = field(default_factory=list)  # flywheel.models.history.score_history rows
     next_steps: list[NextStep] = field(default_factory=list)
 
     @property
@@ -124,12 +124,10 @@ def batch_statuses(home: FlywheelHome, db_url: str) -> list[BatchStatus]:
 
 # --- dataset ---------------------------------------------------------------------------------
 def dataset_status(home: FlywheelHome) -> DatasetStatus | None:
-    latest = home.path("datasets", "LATEST")
-    if not latest.exists():
+    version = latest_version(home)
+    if version is None:
         return None
-    version = latest.read_text(encoding="utf-8").strip()
-    manifest_path = home.dataset(version) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    manifest = read_manifest(home, version) or {}
     counts = manifest.get("counts") or {}
     shown = {k: counts[k] for k in ("train", "input", "dropped") if k in counts}
     shown.update({f"{k}": v for k, v in (counts.get("by_source") or {}).items()})
@@ -213,7 +211,7 @@ def next_steps(project: ProjectConfig, now: datetime) -> list[NextStep]:
 
 def collect_status(project: ProjectConfig, home: FlywheelHome, db_url: str, now: datetime | None = None) -> FlywheelStatus:
     """Gather the status from the home, the decision store and the registry."""
-    from flywheel.models.registry import score_history
+    from flywheel.models.history import score_history
 
     now = now or datetime.now(UTC)
     metric = project.evaluation.primary_metric

@@ -1,8 +1,10 @@
 """Turning dataset rows into token ids and loss masks for LoRA SFT (no torch training here).
 
 Steps, each reporting its counts:
-- `check_eval_leaks`: refuse training rows whose input equals an eval item's input (normalized).
-- `repeats_for_weight` / `expand_by_weight`: sample weights become repetitions (rounded half up).
+- `read_examples`: the messages, weights and ids of an EXAMPLE_SCHEMA Parquet file.
+- `check_eval_leaks`: refuse training rows whose input equals an eval item's input
+  (`flywheel.core.text.input_match_key`).
+- `repeats_for_weight`: sample weights become repetitions (rounded half up).
 - `tokenize_conversation`: the base tokenizer's chat template renders the conversation; the loss mask
   covers assistant turns only. Templates with `{% generation %}` markers give the mask directly
   (`return_assistant_tokens_mask`); others fall back to rendering each prompt with
@@ -11,6 +13,7 @@ Steps, each reporting its counts:
   dataset with none (the trap where training looks healthy and learns nothing).
 - `pack_rows`: best-fit-decreasing packing of whole examples into rows of at most `max_length`
   tokens, keeping each example's length so attention never crosses an example boundary.
+- `PackedCollator`: packed rows -> batches whose position ids restart at every example.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from __future__ import annotations
 import math
 import random
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.core.text import last_user_text
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flywheel.core.errors import InputError
+from flywheel.core.text import input_match_key, last_user_text
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(InputError):
     """Training data that must not be trained on; the message names the file, row and reason."""
 
 
@@ -43,15 +50,32 @@ class NoTrainableTokensError(TrainingDataError):
     """After tokenization and truncation no token is an assistant token: the loss would be empty."""
 
 
+# --- reading -------------------------------------------------------------------------------
+Conversation = list[dict[str, str]]
+
+
+def read_examples(path: Path) -> tuple[pa.Table, list[Conversation], list[float | None], list[str]]:
+    """(table, messages, weights, example ids) of an EXAMPLE_SCHEMA Parquet file; a missing weight
+    column counts every weight as 1, missing ids are row numbers."""
+    if not path.is_file():
+        raise TrainingDataError(f"{path}: missing")
+    table = pq.read_table(path)
+    if "messages" not in table.column_names:
+        raise TrainingDataError(f"{path}: no `messages` column (expected EXAMPLE_SCHEMA)")
+    messages = [
+        [{"role": m["role"], "content": m["content"]} for m in (msgs or [])]
+        for msgs in table.column("messages").to_pylist()
+    ]
+    weights = table.column("weight").to_pylist() if "weight" in table.column_names else [1.0] * len(messages)
+    ids = (
+        table.column("example_id").to_pylist()
+        if "example_id" in table.column_names
+        else [str(i) for i in range(len(messages))]
+    )
+    return table, messages, weights, ids
+
+
 # --- leak check ------------------------------------------------------------------------------
-_SPACE = re.compile(r"\s+")
-
-
-def normalize_input(text: str) -> str:
-    """Unicode NFKC, case-folded, whitespace collapsed: the key two inputs are compared on."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).strip()
-
-
 @dataclass(frozen=True)
 class Leak:
     train_row: int
@@ -62,15 +86,15 @@ class Leak:
 def find_eval_leaks(
     train_messages: Sequence[list[dict[str, str]]], eval_messages: Sequence[list[dict[str, str]]]
 ) -> list[Leak]:
-    """Training rows whose last user input equals (normalized) the input of an eval item."""
+    """Training rows whose last user input has the same `input_match_key` as an eval item's input."""
     eval_index: dict[str, int] = {}
     for i, msgs in enumerate(eval_messages):
-        key = normalize_input(last_user_text(msgs))
+        key = input_match_key(last_user_text(msgs))
         if key:
             eval_index.setdefault(key, i)
     leaks = []
     for i, msgs in enumerate(train_messages):
-        key = normalize_input(last_user_text(msgs))
+        key = input_match_key(last_user_text(msgs))
         if key in eval_index:
             leaks.append(Leak(train_row=i, eval_row=eval_index[key], input_text=last_user_text(msgs)[:120]))
     return leaks
@@ -296,3 +320,56 @@ def pack_rows(rows: Sequence[dict[str, list[int]]], max_length: int) -> list[dic
             lengths.append(len(rows[i]["input_ids"]))
         packed.append({"input_ids": ids, "labels": labels, "seq_lengths": lengths})
     return packed
+
+
+# --- batching --------------------------------------------------------------------------------
+class PackedCollator:
+    """Batches packed rows (`input_ids`, `labels`, `seq_lengths`) without an attention mask.
+
+    Position ids restart at every example, so transformers builds a block-diagonal causal mask (SDPA,
+    eager) or varlen boundaries (flash attention); right padding needs no mask in causal training.
+    `padding_free` flattens the batch into one row (best with flash attention). The first token of
+    every example is never a label (it would be predicted from the previous example)."""
+
+    def __init__(
+        self, pad_token_id: int, padding_free: bool = False, pad_to_multiple_of: int | None = None
+    ) -> None:
+        self.pad_token_id = pad_token_id
+        self.padding_free = padding_free
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def _pad_len(self, n: int) -> int:
+        m = self.pad_to_multiple_of
+        return n if not m else int(math.ceil(n / m) * m)
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        rows = []
+        for ex in examples:
+            lengths = ex.get("seq_lengths") or [len(ex["input_ids"])]
+            pos = [p for n in lengths for p in range(n)]
+            rows.append((list(ex["input_ids"]), list(ex["labels"]), pos))
+        if self.padding_free:
+            rows = [tuple(sum((list(r[k]) for r in rows), []) for k in range(3))]
+        width = self._pad_len(max(len(r[0]) for r in rows))
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        pos = torch.zeros((len(rows), width), dtype=torch.long)
+        real = 0
+        for i, (r_ids, r_labels, r_pos) in enumerate(rows):
+            n = len(r_ids)
+            real += n
+            ids[i, :n] = torch.tensor(r_ids)
+            labels[i, :n] = torch.tensor(r_labels)
+            pos[i, :n] = torch.tensor(r_pos)
+            if width > n:  # padding forms its own "sequence" so no real token attends to it
+                pos[i, n:] = torch.arange(width - n)
+        labels[pos == 0] = IGNORE_INDEX
+        out: dict[str, Any] = {"input_ids": ids, "labels": labels, "position_ids": pos, "real_tokens": real}
+        if self.padding_free:
+            starts = (pos[0] == 0).nonzero().flatten()
+            cu = torch.cat([starts, torch.tensor([width])]).to(torch.int32)
+            out["cu_seq_lens_q"] = out["cu_seq_lens_k"] = cu
+            out["max_length_q"] = out["max_length_k"] = int(cu.diff().max())
+        return out

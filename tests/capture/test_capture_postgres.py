@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 import definitions
-from flywheel.capture.ingestion import CaptureWriter
+from flywheel.capture.sdk import CaptureWriter
 from flywheel.core.storage import FlywheelHome
 from tests.shared_data import REPO
 
@@ -52,8 +52,15 @@ def test_capture_job_run_and_materializations_are_stored_in_postgres(
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as fresh:  # read back through a new instance
         run = fresh.get_run_by_id(run_id)
-        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == DAY
-        for key, count_field, expected in (("interactions", "rows_accepted", 5), ("interaction_signals", "signal_positive", 5)):
+        assert (
+            run is not None
+            and run.status == dg.DagsterRunStatus.SUCCESS
+            and run.tags["dagster/partition"] == DAY
+        )
+        for key, count_field, expected in (
+            ("interactions", "rows_accepted", 5),
+            ("interaction_signals", "signal_positive", 5),
+        ):
             records = fresh.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[DAY]), limit=1
             ).records
@@ -63,9 +70,13 @@ def test_capture_job_run_and_materializations_are_stored_in_postgres(
     engine = sa.create_engine(pg_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT status, pipeline_name FROM runs WHERE run_id = :r"), {"r": run_id}).all()
+            rows = conn.execute(
+                sa.text("SELECT status, pipeline_name FROM runs WHERE run_id = :r"), {"r": run_id}
+            ).all()
             events = conn.execute(
-                sa.text("SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = 'ASSET_MATERIALIZATION'"),
+                sa.text(
+                    "SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+                ),
                 {"r": run_id},
             ).scalar()
     finally:

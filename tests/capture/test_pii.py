@@ -25,7 +25,10 @@ from tests.shared_data import DATASETS
         ("key sk-proj-abcdefghijklmnop1234567890", "key [SECRET]"),
         ("aws AKIAIOSFODNN7EXAMPLE here", "aws [SECRET] here"),
         ("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh [SECRET]"),
-        ("api_key=supersecretvalue123 and password: hunter2hunter", "api_key=[SECRET] and password: [SECRET]"),
+        (
+            "api_key=supersecretvalue123 and password: hunter2hunter",
+            "api_key=[SECRET] and password: [SECRET]",
+        ),
         ('{"token": "abcdef123456"}', '{"token": "[SECRET]"}'),
         ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz.123", "Authorization: [SECRET]"),
         ("host 192.168.1.10 down", "host [IP] down"),

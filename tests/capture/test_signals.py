@@ -11,7 +11,9 @@ import pytest
 
 from assets.capture import interaction_signals, interactions
 from assets.resources import FlywheelResource
-from flywheel.capture.ingestion import FEEDBACK, INTERACTIONS, CaptureWriter, ingest_interactions
+from flywheel.capture.ingestion import ingest_interactions
+from flywheel.capture.records import FEEDBACK, INTERACTIONS, next_day
+from flywheel.capture.sdk import CaptureWriter
 from flywheel.capture.signals import SIGNALS, SIGNALS_SCHEMA, compute_signals
 from flywheel.config import CaptureConfig
 from flywheel.core.storage import FlywheelHome, read_parquet
@@ -35,7 +37,10 @@ def _signals(home: FlywheelHome, day: str = DAY, config: CaptureConfig | None = 
 
 def test_feedback_priority_weights_and_redacted_correction(home: FlywheelHome) -> None:
     with CaptureWriter(home) as w:
-        ids = [_ask(w, f"distinct question number {i}", f"{DAY}T08:{i:02d}:00Z", session=f"s{i}") for i in range(6)]
+        ids = [
+            _ask(w, f"distinct question number {i}", f"{DAY}T08:{i:02d}:00Z", session=f"s{i}")
+            for i in range(6)
+        ]
         w.log_feedback(ids[0], "thumbs_down", ts=f"{DAY}T09:00:00Z")
         w.log_feedback(ids[0], "correction", text="write to me at al@ex.com", ts=f"{DAY}T09:00:01Z")
         w.log_feedback(ids[0], "correction", text="the final fix", ts=f"{DAY}T09:00:02Z")
@@ -47,7 +52,14 @@ def test_feedback_priority_weights_and_redacted_correction(home: FlywheelHome) -
         w.log_feedback("unknown-id", "copy", ts=f"{DAY}T09:00:00Z")
     got = _signals(home)
     weights = CaptureConfig().signal_weights
-    assert [got[i]["signal"] for i in ids] == ["correction", "negative", "positive", "negative", "positive", "none"]
+    assert [got[i]["signal"] for i in ids] == [
+        "correction",
+        "negative",
+        "positive",
+        "negative",
+        "positive",
+        "none",
+    ]
     assert [got[i]["weight"] for i in ids] == [weights.correction, weights.negative, weights.positive,
                                                weights.negative, weights.positive, weights.none]  # fmt: skip
     assert got[ids[0]]["correction_text"] == "the final fix"
@@ -66,7 +78,9 @@ def test_resubmission_window_similarity_and_session(home: FlywheelHome) -> None:
     with CaptureWriter(home) as w:
         a = _ask(w, "how do I reset my password?", f"{DAY}T10:00:00Z")
         b = _ask(w, "how do i reset my password??", f"{DAY}T10:01:00Z")  # similar, 60 s later: a resubmitted
-        c = _ask(w, "what is the weather in Paris", f"{DAY}T10:01:30Z")  # different topic: not a resubmission of b
+        c = _ask(
+            w, "what is the weather in Paris", f"{DAY}T10:01:30Z"
+        )  # different topic: not a resubmission of b
         d = _ask(w, "how do I cancel my order", f"{DAY}T11:00:00Z")
         _ask(w, "how do I cancel my order!", f"{DAY}T11:05:00Z")  # similar but 300 s later
         e = _ask(w, "change my shipping address", f"{DAY}T12:00:00Z", session="s1")
@@ -118,14 +132,19 @@ def _traffic(home: FlywheelHome) -> None:
     with CaptureWriter(home) as w:
         for day in ("2026-01-04", DAY, NEXT):
             for s in range(3):
-                first = _ask(w, f"question {s} about {day}", f"{day}T23:59:{10 * s:02d}Z", session=f"{day}-{s}")
-                _ask(w, f"question {s} about {day}!", f"{next_of(day)}T00:00:{10 * s + 30:02d}Z", session=f"{day}-{s}")
+                first = _ask(
+                    w, f"question {s} about {day}", f"{day}T23:59:{10 * s:02d}Z", session=f"{day}-{s}"
+                )
+                _ask(
+                    w,
+                    f"question {s} about {day}!",
+                    f"{next_of(day)}T00:00:{10 * s + 30:02d}Z",
+                    session=f"{day}-{s}",
+                )
                 w.log_feedback(first, "thumbs_up", ts=f"{next_of(day)}T00:05:00Z")
 
 
 def next_of(day: str) -> str:
-    from flywheel.capture.ingestion import next_day
-
     return next_day(day)
 
 
@@ -139,9 +158,13 @@ def test_backfill_in_any_order_equals_one_by_one_runs(tmp_path: Path, project_di
         shutil.copytree(traffic.landing(INTERACTIONS).parent, home.path("landing"))
         resources = {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root))}
         for day in order:
-            assert dg.materialize([interactions, interaction_signals], partition_key=day, resources=resources).success
+            assert dg.materialize(
+                [interactions, interaction_signals], partition_key=day, resources=resources
+            ).success
         # re-running a day replaces its output
-        assert dg.materialize([interactions, interaction_signals], partition_key=DAY, resources=resources).success
+        assert dg.materialize(
+            [interactions, interaction_signals], partition_key=DAY, resources=resources
+        ).success
         outputs.append({d: read_parquet(home.warehouse(SIGNALS, d)).to_pylist() for d in days})
     assert outputs[0] == outputs[1]
     # sorted by ts: the 2026-01-04 sessions' resubmissions after midnight, then the day's own sessions

@@ -9,7 +9,7 @@ import dagster as dg
 
 import definitions
 from assets.resources import FlywheelResource
-from flywheel.capture.ingestion import CaptureWriter
+from flywheel.capture.sdk import CaptureWriter
 from flywheel.core.storage import FlywheelHome
 from schedules import ALL_SENSORS
 from schedules.capture import capture_landing_sensor

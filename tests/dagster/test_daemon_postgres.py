@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from flywheel.capture.ingestion import CaptureWriter
+from flywheel.capture.sdk import CaptureWriter
 from flywheel.core.storage import FlywheelHome
 from tests.shared_data import REPO
 

@@ -15,8 +15,8 @@ from assets import dataset, training
 from assets.resources import FlywheelResource
 from flywheel.core.records import examples_table, make_example
 from flywheel.core.storage import FlywheelHome, write_parquet
-from flywheel.curation.pipeline import read_manifest
-from flywheel.labeling.batches import record_decision
+from flywheel.curation.versions import read_manifest
+from flywheel.labeling.decisions import record_decision
 from flywheel.labeling.store import ReviewStore
 from flywheel.project import template_text
 from tests.shared_data import DATASETS
@@ -238,3 +238,24 @@ def test_no_conflicts_no_batch(project_dir: Path, tmp_path: Path, home: Flywheel
     assert not ReviewStore(home.database_url()).has_batch(f"conflicts-{version}")
     check = _check(result, "conflicts_pending_review")
     assert check.passed and check.description == "no conflicting examples"
+
+
+def test_answer_format_breaks_are_dropped_and_reported_by_the_blocking_check(project_dir: Path, tmp_path: Path,
+                                                                             home: FlywheelHome) -> None:
+    """`curation.answer_regex` must fully match every answer: a chatty row is dropped (`answer_format`), never
+    trains, and the blocking `format_consistent` check names the format and counts the drop."""
+    chatty = [{"messages": [{"role": "user", "content": "Name a fruit that is blue."},
+                            {"role": "assistant", "content": "Sure! A blueberry, hope that helps"}], "generator": "gen-a"}]
+    _project(project_dir, tmp_path, extra_synthetic=chatty, answer_regex=r"(?!.*hope that helps).*")
+    _eval_set(home)
+    result = dg.materialize(SOURCE_AND_DATASET + [dataset.format_consistent], resources=_resource(project_dir, home))
+    version = result.asset_materializations_for_node("training_dataset")[0].metadata["version"].value
+    check = _check(result, "format_consistent")
+    assert check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "answer_regex '(?!.*hope that helps).*'" in (check.description or "")
+    assert "(1 rows breaking it dropped)" in (check.description or "")
+    drops = pq.read_table(home.dataset(version) / "drops.parquet").to_pylist()
+    (drop,) = [d for d in drops if d["reason"] == "answer_format"]
+    assert drop["source"] == "synthetic" and "does not fully match answer_regex" in drop["detail"]
+    answers = [m[-1]["content"] for m in pq.read_table(home.dataset(version) / "train.parquet").column("messages").to_pylist()]
+    assert not [a for a in answers if "hope that helps" in a]

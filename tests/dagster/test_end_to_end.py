@@ -13,6 +13,7 @@ from flywheel.core.storage import FlywheelHome
 from flywheel.demo.run import run_demo
 from flywheel.demo.scenario import SMALL
 from flywheel.models import registry
+from flywheel.models.history import score_history
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def test_two_cycles_promote_and_the_score_rises(tmp_path: Path, monkeypatch: pyt
 
         champion = registry.current_champion(home.database_url())
         assert champion is not None and champion.version == second.candidate
-        history = registry.score_history(home.database_url(), 1)
+        history = score_history(home.database_url(), 1)
         assert [r["candidate"] for r in history] == [first.candidate, second.candidate]
 
         runs = instance.get_runs()

@@ -137,7 +137,7 @@ def test_run_failure_alert_without_webhook_only_logs(resource: FlywheelResource,
 
 
 def _land_days(home: FlywheelHome, days: list[str]) -> None:
-    from flywheel.capture.ingestion import CaptureWriter
+    from flywheel.capture.sdk import CaptureWriter
     from flywheel.demo.scenario import SMALL, simulate_traffic
 
     with CaptureWriter(home) as writer:

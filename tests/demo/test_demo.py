@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.capture.ingestion import FEEDBACK_KINDS
+from flywheel.capture.records import FEEDBACK_KINDS
 from flywheel.core.storage import FlywheelHome
 from flywheel.core.text import last_user_text
 from flywheel.demo.run import CycleResult, ReviewCounts, reset_home, write_project, write_report

@@ -1,4 +1,4 @@
-"""Answer metrics (0-1 scale), the judge reply parser and the paired bootstrap."""
+"""Answer metrics (0-1 scale), the answer format score and the paired bootstrap."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ import math
 
 import pytest
 
-from flywheel.evaluation.metrics import (
-    FormatRule,
-    chrf,
-    exact_match,
-    normalize_text,
-    paired_bootstrap,
-    parse_judge_score,
-    token_f1,
-)
+from flywheel.core.text import answer_match_form
+from flywheel.curation.answer_format import AnswerFormat
+from flywheel.evaluation.metrics import chrf, exact_match, paired_bootstrap, token_f1
 
 
-def test_normalize_text_drops_case_punctuation_articles_and_spaces() -> None:
-    assert normalize_text("  The  Answer, is: PARIS!  ") == "answer is paris"
-    assert normalize_text("ＰＡＲＩＳ") == "paris"  # NFKC full-width
+def test_answer_match_form_drops_case_punctuation_articles_and_spaces() -> None:
+    assert answer_match_form("  The  Answer, is: PARIS!  ") == "answer is paris"
+    assert answer_match_form("ＰＡＲＩＳ") == "paris"  # NFKC full-width
 
 
 def test_exact_match_is_normalized() -> None:
@@ -49,26 +43,18 @@ def test_chrf_is_sacrebleu_scaled_to_one() -> None:
     assert partial == pytest.approx(CHRF().sentence_score("the cat sat", ["the cat sat on the mat"]).score / 100)
 
 
-def test_format_rule_regex_and_json_schema() -> None:
-    assert FormatRule().score("anything") == 1.0
-    rule = FormatRule(regex=r"\{.*\}")
+def test_answer_format_regex_and_json_schema() -> None:
+    assert AnswerFormat().score("anything") == 1.0
+    rule = AnswerFormat(regex=r"\{.*\}")
     assert rule.score('{"a": 1}') == 1.0
     assert rule.score("no json here") == 0.0
     schema = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["yes", "no"]}}}
-    js = FormatRule(json_schema=schema)
+    js = AnswerFormat(json_schema=schema)
     assert js.score('{"label": "yes"}') == 1.0
     assert js.score('{"label": "maybe"}') == 0.0
     assert js.score("not json") == 0.0
     with pytest.raises(Exception, match="unterminated|missing|error"):
-        FormatRule(regex="(unclosed")
-
-
-def test_parse_judge_score() -> None:
-    assert parse_judge_score('{"score": 5, "reason": "great"}') == 1.0
-    assert parse_judge_score('Sure. {"score": 1, "reason": "wrong"}') == 0.0
-    assert parse_judge_score("I'd give it 3 out of 5") == 0.5
-    assert parse_judge_score('{"score": 9}') == 1.0  # clipped to the scale
-    assert math.isnan(parse_judge_score("no grade at all"))
+        AnswerFormat(regex="(unclosed")
 
 
 def test_paired_bootstrap_is_seeded_and_brackets_the_mean() -> None:

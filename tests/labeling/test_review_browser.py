@@ -13,10 +13,10 @@ import pytest
 from assets.labeling import labeling_batch, reviewed_examples
 from assets.resources import FlywheelResource
 from flywheel.core.storage import FlywheelHome
-from flywheel.labeling.batches import record_decision
+from flywheel.labeling.decisions import record_decision
 from flywheel.labeling.server import ReviewServer
 from flywheel.labeling.store import ReviewStore
-from tests.labeling.test_labeling import WEEK, traffic, write_week
+from tests.labeling.traffic import WEEK, traffic, write_week
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from flywheel.config import LabelingConfig
-from flywheel.labeling.batches import select_batch
+from flywheel.labeling.selection import select_batch
 from flywheel.labeling.server import create_review_app, render_markdown
 from flywheel.labeling.store import ReviewStore
 

@@ -14,7 +14,7 @@ from flywheel.cli import app
 from flywheel.config import load_project
 from flywheel.core.storage import FlywheelHome, write_json, write_parquet, write_text
 from flywheel.labeling.store import ReviewStore
-from flywheel.models import registry
+from flywheel.models import history, registry
 from flywheel.ops.status import collect_status, next_cron_time, render_status, sparkline
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -62,7 +62,7 @@ def test_full_status(home: FlywheelHome, project_dir: Path) -> None:
         registry.record_candidate(db, version, dataset_version="abc123def456", base_model="tiny", adapter_path=None,
                                   eval_set_hash="h", eval_set_version=1, scores={"overall": {"chrf": score}},
                                   gate_passed=version != "m3", gate_reasons=[])
-        registry.record_evaluation(db, _summary(version, "base", score, 0.4, {"clean": (score, 0.4)}), version != "m3")
+        history.record_evaluation(db, _summary(version, "base", score, 0.4, {"clean": (score, 0.4)}), version != "m3")
         if version != "m3":
             registry.promote(db, version, by="test", reason="passed")
 

@@ -1,0 +1,187 @@
+"""The capture SDK: what a serving process imports to log its traffic into the landing zone.
+
+Standard library only (no pyarrow, DuckDB, SQLAlchemy, pydantic or process pools), so it is cheap
+to import in any serving process:
+
+    from flywheel.capture.sdk import CaptureWriter
+
+Landing zone (one folder per UTC day, named by each record's `ts`):
+`landing/interactions/YYYY-MM-DD/*.jsonl` and `landing/feedback/YYYY-MM-DD/*.jsonl`.
+Every `CaptureWriter` writes its own files named `<host>-<pid>-<uuid>.jsonl`; a file is written as
+`.<name>.tmp` and renamed when complete, so any number of processes can log at once and readers
+(`flywheel.capture.landing.landing_files`) only ever see whole files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from flywheel.capture.records import FEEDBACK, FEEDBACK_KINDS, INTERACTIONS, format_ts
+from flywheel.core.errors import InputError
+
+if TYPE_CHECKING:
+    from flywheel.core.storage import FlywheelHome
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class _PartFile:
+    """One landing file being written: `.<name>.tmp` until `complete()` renames it to `<name>`."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.final = folder / name
+        self.tmp = folder / f".{name}.tmp"
+        self.fh: IO[bytes] = open(self.tmp, "ab")  # noqa: SIM115 - closed by complete()
+        self.records = 0
+        self.bytes = 0
+        self.opened = time.monotonic()
+
+    def write(self, line: bytes) -> None:
+        self.fh.write(line)
+        self.records += 1
+        self.bytes += len(line)
+
+    def complete(self) -> Path | None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        if self.records == 0:
+            self.tmp.unlink(missing_ok=True)
+            return None
+        os.replace(self.tmp, self.final)
+        return self.final
+
+
+def _landing_folders(home: FlywheelHome | str | os.PathLike[str]) -> Callable[[str, str], Path]:
+    """`(stream, day) -> folder` of a home: `FlywheelHome.landing`, or for a bare path the same
+    `<root>/landing/<stream>/<day>` layout (so the SDK never imports the storage layer)."""
+    if isinstance(home, (str, os.PathLike)):
+        root = Path(home).expanduser().resolve()
+        return lambda stream, day: root / "landing" / stream / day
+    return home.landing
+
+
+class CaptureWriter:
+    """Append-only JSONL logging of interactions and feedback into the landing zone.
+
+    `home` is a `FlywheelHome` or the path of one. Safe with many processes and threads: each writer
+    has its own files (host, pid, uuid in the name). Records are buffered in a hidden temp file and
+    published by atomic rename on `flush()`, `close()`, leaving a `with` block, or when a file reaches
+    `max_records`, `max_bytes` or `max_age_s` (checked at each log call). Unflushed records are not
+    visible to readers.
+    """
+
+    def __init__(
+        self,
+        home: FlywheelHome | str | os.PathLike[str],
+        *,
+        max_records: int = 10_000,
+        max_bytes: int = 16 << 20,
+        max_age_s: float = 60.0,
+    ) -> None:
+        self._landing = _landing_folders(home)
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._files: dict[tuple[str, str], _PartFile] = {}
+        self._pid = os.getpid()
+        self._host = _NAME_UNSAFE.sub("_", socket.gethostname())[:64] or "host"
+        self.completed: list[Path] = []
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def log_interaction(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        output: str,
+        *,
+        session_id: str,
+        user_id: str,
+        model_version: str,
+        latency_ms: float,
+        confidence: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        interaction_id: str | None = None,
+        ts: datetime | float | str | None = None,
+    ) -> str:
+        """Log one model call (`messages` is the prompt in ChatML); returns its interaction_id."""
+        interaction_id = interaction_id or str(uuid.uuid4())
+        record = {
+            "interaction_id": interaction_id,
+            "ts": format_ts(ts),
+            "session_id": session_id,
+            "user_id": user_id,
+            "model_version": model_version,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "output": output,
+            "latency_ms": float(latency_ms),
+            "confidence": None if confidence is None else float(confidence),
+            "metadata": dict(metadata) if metadata else None,
+        }
+        self._append(INTERACTIONS, record)
+        return interaction_id
+
+    def log_feedback(
+        self,
+        interaction_id: str,
+        kind: str,
+        *,
+        text: str | None = None,
+        ts: datetime | float | str | None = None,
+    ) -> None:
+        """Log a user's reaction to an interaction: copy, resubmit, correction (`text`), thumbs_up/down."""
+        if kind not in FEEDBACK_KINDS:
+            raise InputError(f"unknown feedback kind {kind!r}; expected one of {FEEDBACK_KINDS}")
+        if kind == "correction" and not text:
+            raise InputError("a correction needs the corrected text")
+        record = {"interaction_id": interaction_id, "ts": format_ts(ts), "kind": kind, "text": text}
+        self._append(FEEDBACK, record)
+
+    def _append(self, stream: str, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        day = record["ts"][:10]
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the parent's open files are the parent's
+                self._files.clear()
+                self._pid = os.getpid()
+            key = (stream, day)
+            part = self._files.get(key)
+            if part is None:
+                name = f"{self._host}-{self._pid}-{uuid.uuid4().hex}.jsonl"
+                part = self._files[key] = _PartFile(self._landing(stream, day), name)
+            part.write(line)
+            if part.records >= self.max_records or part.bytes >= self.max_bytes:
+                self._complete(key)
+            now = time.monotonic()
+            for k in [k for k, p in self._files.items() if now - p.opened >= self.max_age_s]:
+                self._complete(k)
+
+    def _complete(self, key: tuple[str, str]) -> None:
+        done = self._files.pop(key).complete()
+        if done is not None:
+            self.completed.append(done)
+
+    def flush(self) -> None:
+        """Publish everything logged so far (complete and rename the open files)."""
+        with self._lock:
+            for key in list(self._files):
+                self._complete(key)
+
+    def close(self) -> None:
+        self.flush()

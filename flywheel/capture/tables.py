@@ -1,0 +1,161 @@
+"""The tables capture writes: the interactions schema, accepted rows -> redacted Arrow batches,
+rejected rows -> a quarantine file (`QUARANTINE_SCHEMA`), and the report of a day's ingestion."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flywheel.capture.pii import PiiRedactor
+from flywheel.capture.validation import QuarantineRow
+from flywheel.core.records import MESSAGE_TYPE, MESSAGES_TYPE, QUARANTINE_SCHEMA, quarantine_table
+
+INTERACTIONS_SCHEMA = pa.schema(
+    [
+        ("interaction_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("session_id", pa.string()),
+        ("user_id", pa.string()),
+        ("model_version", pa.string()),
+        ("messages", MESSAGES_TYPE),  # PII-redacted prompt, ChatML
+        ("input_text", pa.string()),  # last user message, redacted
+        ("output", pa.string()),  # redacted
+        ("latency_ms", pa.float64()),
+        ("confidence", pa.float64()),
+        ("metadata", pa.string()),  # JSON object, redacted
+    ]
+)
+
+
+# --- building Arrow batches ------------------------------------------------------------------------
+class RowBatch:
+    """Accepted rows (`validate_interaction` tuples) collected column by column, turned into one
+    redacted Arrow batch."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.ts: list[int] = []
+        self.sessions: list[str] = []
+        self.users: list[str] = []
+        self.models: list[str] = []
+        self.offsets: list[int] = [0]
+        self.roles: list[str] = []
+        self.contents: list[str] = []
+        self.input_index: list[int] = []
+        self.outputs: list[str] = []
+        self.latency: list[float] = []
+        self.confidence: list[float | None] = []
+        self.metadata: list[str] = []
+        self.chars = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, row: tuple[Any, ...], size: int) -> None:
+        (iid, ts_us, session, user, model, roles, contents, last_user, output, latency, conf, meta) = row
+        self.ids.append(iid)
+        self.ts.append(ts_us)
+        self.sessions.append(session)
+        self.users.append(user)
+        self.models.append(model)
+        self.input_index.append(len(self.contents) + last_user)
+        self.roles.extend(roles)
+        self.contents.extend(contents)
+        self.offsets.append(len(self.contents))
+        self.outputs.append(output)
+        self.latency.append(latency)
+        self.confidence.append(conf)
+        self.metadata.append(meta)
+        self.chars += size
+
+    def to_batch(self, redactor: PiiRedactor | None) -> pa.RecordBatch:
+        contents = pa.array(self.contents, pa.string())
+        outputs = pa.array(self.outputs, pa.string())
+        metadata = pa.array(self.metadata, pa.string())
+        if redactor is not None:
+            contents = redactor.redact_array(contents)
+            outputs = redactor.redact_array(outputs)
+            metadata = redactor.redact_array(metadata)
+        struct = pa.StructArray.from_arrays(
+            [pa.array(self.roles, pa.string()), contents], fields=list(MESSAGE_TYPE)
+        )
+        messages = pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), struct, type=MESSAGES_TYPE)
+        columns = [
+            pa.array(self.ids, pa.string()),
+            pa.array(self.ts, pa.timestamp("us", tz="UTC")),
+            pa.array(self.sessions, pa.string()),
+            pa.array(self.users, pa.string()),
+            pa.array(self.models, pa.string()),
+            messages,
+            contents.take(pa.array(self.input_index, pa.int64())),
+            outputs,
+            pa.array(self.latency, pa.float64()),
+            pa.array(self.confidence, pa.float64()),
+            metadata,
+        ]
+        return pa.RecordBatch.from_arrays(columns, schema=INTERACTIONS_SCHEMA)
+
+
+# --- quarantine ------------------------------------------------------------------------------------
+def quarantine_rows_table(rows: Sequence[QuarantineRow]) -> pa.Table:
+    """Quarantine rows (tuples in QUARANTINE_SCHEMA's field order) as one Arrow table."""
+    return quarantine_table([dict(zip(QUARANTINE_SCHEMA.names, row, strict=True)) for row in rows])
+
+
+class QuarantineSink:
+    """Collects rejected rows and writes them in batches to a Parquet file (QUARANTINE_SCHEMA)."""
+
+    def __init__(self, path: Path, batch_rows: int = 20_000) -> None:
+        self.path = path
+        self.batch_rows = batch_rows
+        self.rows: list[QuarantineRow] = []
+        self.reasons: Counter[str] = Counter()
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, source_file: str, line: int, reason: str, detail: str, raw: str) -> None:
+        self.rows.append((source_file, line, reason, detail, raw))
+        self.reasons[reason] += 1
+        if len(self.rows) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, QUARANTINE_SCHEMA, compression="zstd")
+        if self.rows:
+            self.writer.write_table(quarantine_rows_table(self.rows))
+            self.rows = []
+
+    def close(self) -> None:
+        self.flush()  # opens the file even when no row was rejected: an empty day has an empty table
+        if self.writer is not None:
+            self.writer.close()
+
+
+# --- the report ------------------------------------------------------------------------------------
+@dataclass
+class IngestReport:
+    """What one ingestion read, kept, quarantined (per reason) and redacted (per PII kind)."""
+
+    day: str
+    files: int = 0
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    pii_hits: Counter[str] = field(default_factory=Counter)
+    blank_lines: int = 0
+    bytes_read: int = 0
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+
+    @property
+    def conserved(self) -> bool:
+        return self.rows_read == self.rows_accepted + self.rows_quarantined

@@ -1,0 +1,74 @@
+"""Build the training dataset of a project: the one entry point of the `training_dataset` asset.
+
+Reads every source table (`warehouse/{seed,synthetic,distilled}_examples/all.parquet`) and every
+weekly `reviewed_examples` file, the fixed eval set (for decontamination) and the last weeks of
+production inputs (for the distribution gap), curates, writes `datasets/<version>/`, and registers
+the version's review sample and conflicts as review batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from flywheel.capture.records import INTERACTIONS
+from flywheel.config import ProjectConfig
+from flywheel.core.errors import InputError
+from flywheel.core.storage import FlywheelHome
+from flywheel.curation.pipeline import CurationResult, curate
+from flywheel.curation.production_gap import recent_production_inputs
+from flywheel.curation.review_batches import register_conflict_review, register_review_sample
+from flywheel.curation.sources import SOURCE_TABLES, read_eval_items, read_examples
+from flywheel.curation.versions import DatasetVersion, write_dataset_version
+from flywheel.labeling.reviewed import REVIEWED_ASSET
+from flywheel.project import rubric_problem, rubric_text
+
+FIXED_EVAL_SET = ("fixed_eval_set", "current")
+"""The fixed eval set's warehouse table and partition (written by the evaluation stage)."""
+
+
+class CurationError(InputError):
+    """Curation cannot run on these inputs (named cause), e.g. the rubric is not written yet."""
+
+
+@dataclass
+class TrainingDatasetBuild:
+    """A built dataset version, the review batches it registered, and what went wrong registering them."""
+
+    version: DatasetVersion
+    result: CurationResult
+    review_batch: str | None = None
+    conflict_batch: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: str) -> TrainingDatasetBuild:
+    """Curate every source of `project` into a new dataset version under `home` and register its review
+    batches in the decision store at `db_url`. Refuses (CurationError) while the rubric is unwritten.
+
+    A batch that cannot be registered is a warning, not a failure: the version's files
+    (`review_sample.jsonl`, `conflicts.parquet`) are written either way, and the conflicts check reports
+    a missing batch."""
+    problem = rubric_problem(project)
+    if problem:
+        raise CurationError(f"refusing to build a training dataset: {problem}")
+    rubric = rubric_text(project)
+    files = [home.warehouse(t, "all") for t in SOURCE_TABLES]
+    files += sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet"))
+    eval_items = read_eval_items(home.warehouse(*FIXED_EVAL_SET))
+    prod_inputs, prod_versions = recent_production_inputs(home.warehouse(INTERACTIONS))
+    result = curate(read_examples(files), project.curation, eval_items, prod_versions)
+    dv = write_dataset_version(
+        home, result, rubric_text=rubric, rubric_path=str(project.resolve(project.rubric)), rubric_problem=problem,
+        production_inputs=prod_inputs, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    build = TrainingDatasetBuild(dv, result)
+    try:
+        build.review_batch = register_review_sample(db_url, dv, rubric, seed=project.curation.seed)
+    except Exception as exc:  # the sample file is written either way; the batch is a convenience
+        build.warnings.append(f"review sample not registered as a batch: {exc}")
+    try:
+        build.conflict_batch = register_conflict_review(db_url, dv, rubric)
+    except Exception as exc:  # conflicts.parquet is written either way; the check reports a missing batch
+        build.warnings.append(f"conflicts not registered as a review batch: {exc}")
+    return build

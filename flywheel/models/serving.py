@@ -1,0 +1,112 @@
+"""The serving export of the champion: `models/champion.json`, `reports/serving.md` and the vLLM
+command line (base model + LoRA adapter), with what in the adapter vLLM would refuse."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from flywheel.core.storage import FlywheelHome, write_json, write_text
+from flywheel.core.tables import markdown_table
+from flywheel.models.base import TINY, base_path
+from flywheel.models.registry import ModelRecord
+
+VLLM_DEFAULT_MAX_LORA_RANK = 16
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
+
+
+def vllm_max_lora_rank(r: int) -> int | None:
+    """The `--max-lora-rank` vLLM needs for an adapter of rank `r` (None: its default 16 suffices)."""
+    if r <= VLLM_DEFAULT_MAX_LORA_RANK:
+        return None
+    return next((v for v in VLLM_LORA_RANKS if v >= r), r)
+
+
+def vllm_adapter_warnings(adapter_config: dict[str, Any]) -> list[str]:
+    """What in a peft `adapter_config.json` vLLM's `--lora-modules` refuses or needs to be told about."""
+    out = []
+    if not adapter_config.get("base_model_name_or_path"):
+        out.append("adapter_config.json has no base_model_name_or_path")
+    for key in ("r", "lora_alpha", "target_modules"):
+        if adapter_config.get(key) in (None, "", []):
+            out.append(f"adapter_config.json has no {key}")
+    if adapter_config.get("modules_to_save"):
+        out.append(f"modules_to_save {adapter_config['modules_to_save']} is set (training.lora.modules_to_save): "
+                   "most vLLM versions refuse such adapters (\"vLLM only supports modules_to_save being None\"); "
+                   "retrain without it to serve with vLLM")
+    if adapter_config.get("use_dora"):
+        out.append("use_dora is set: vLLM does not serve DoRA adapters")
+    if adapter_config.get("bias", "none") != "none":
+        out.append(f"bias {adapter_config['bias']!r}: vLLM needs --enable-lora-bias for adapter biases")
+    return out
+
+
+def read_adapter_config(adapter_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The adapter folder's `adapter_config.json`, or None when it is not readable here."""
+    try:
+        return json.loads((Path(adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def vllm_command(base: str, lora_name: str, adapter_path: str, max_lora_rank: int | None = None) -> str:
+    rank = f" --max-lora-rank {max_lora_rank}" if max_lora_rank else ""
+    return f"vllm serve {base} --enable-lora{rank} --lora-modules {lora_name}={adapter_path}"
+
+
+def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_name: str | None = None) -> dict[str, Any]:
+    """Write `models/champion.json` and `reports/serving.md` for the champion (or say there is none).
+
+    `lora_name` is the model name clients request; by default the one of the previous export (so a
+    manual promotion or rollback keeps it), else `champion`."""
+    pointer = home.model("champion.json")
+    if lora_name is None:
+        try:
+            lora_name = json.loads(pointer.read_text(encoding="utf-8")).get("lora_name") if pointer.exists() else None
+        except ValueError:
+            lora_name = None
+        lora_name = lora_name or "champion"
+    if record is None:
+        info: dict[str, Any] = {"version": None}
+        write_json(info, home.model("champion.json"))
+        write_text("# Serving\n\nNo champion yet: serve the base model.\n", home.reports() / "serving.md")
+        return info
+    base = base_path(record.base_model or TINY, home)
+    adapter = record.adapter_path or str(home.model(record.version))
+    adapter_config = read_adapter_config(adapter)
+    warnings = (vllm_adapter_warnings(adapter_config) if adapter_config is not None
+                else [f"{Path(adapter) / 'adapter_config.json'}: not readable here; check it before serving"])
+    rank = vllm_max_lora_rank(int(adapter_config.get("r") or 0)) if adapter_config else None
+    cmd = vllm_command(base, lora_name, adapter, rank)
+    info = {
+        "version": record.version,
+        "path": adapter,
+        "base_model": record.base_model,
+        "serving_base": base,
+        "lora_name": lora_name,
+        "dataset_version": record.dataset_version,
+        "eval_set_hash": record.eval_set_hash,
+        "scores": record.scores.get("overall", {}),
+        "promoted_by": record.promoted_by,
+        "promoted_at": record.promoted_at.isoformat() if record.promoted_at else None,
+        "vllm_command": cmd,
+        "lora_rank": adapter_config.get("r") if adapter_config else None,
+        "warnings": warnings,
+    }
+    write_json(info, home.model("champion.json"))
+    scores = markdown_table(["metric", "score (fixed eval set)"],
+                            [(k, f"{v:.4f}") for k, v in sorted(info["scores"].items()) if isinstance(v, (int, float))])
+    md = (
+        f"# Serving the champion\n\n"
+        f"- version: `{record.version}` (dataset `{record.dataset_version}`, eval set `{record.eval_set_hash}`)\n"
+        f"- promoted by {record.promoted_by} at {info['promoted_at']}: {record.reason}\n"
+        f"- base model: `{base}`\n- LoRA adapter: `{adapter}`\n\n"
+        f"```bash\n{cmd}\n```\n\n"
+        + "".join(f"> **Warning:** {w}\n\n" for w in warnings) +
+        f"Clients request the model name `{lora_name}`.\n\n"
+        f"{scores}\n"
+    )
+    write_text(md, home.reports() / "serving.md")
+    return info
