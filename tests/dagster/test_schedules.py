@@ -202,8 +202,8 @@ def test_backfill_rejects_a_bad_range() -> None:
     assert result.exit_code == 2 and "is before" in result.output
     result = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2026-11-01", "--to", "2026-11-01"])
     assert result.exit_code == 2 and "unknown step" in result.output
-    result = CliRunner().invoke(app, ["backfill", "capture", "--from", "2024-12-30", "--to", "2025-01-02"])
-    assert result.exit_code == 2 and "outside the capture partitions (2025-01-01.." in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["backfill", "capture", "--from", "2025-12-30", "--to", "2026-01-02"])
+    assert result.exit_code == 2 and "outside the capture partitions (2026-01-01.." in " ".join(result.output.split())
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     result = CliRunner().invoke(app, ["backfill", "labeling", "--from", "2026-11-02", "--to", tomorrow])
     assert result.exit_code == 2 and "outside the labeling partitions" in " ".join(result.output.split())

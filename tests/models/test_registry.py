@@ -80,9 +80,9 @@ def test_eval_set_freeze_keeps_the_first_hash(db: str) -> None:
 
 
 def test_cli_list_promote_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flywheel import cli
+    from flywheel.cli import output
 
-    monkeypatch.setattr(cli.console, "width", 250)
+    monkeypatch.setattr(output.console, "width", 250)
     home = tmp_path / "home"
     db = FlywheelHome(home).database_url()
     record(db, "v1", True, 0.4)
