@@ -5,9 +5,9 @@ import dagster as dg
 
 from assets.partitions import weekly_partitions
 from assets.resources import FlywheelResource
+from flywheel.core.markdown import markdown_table
 from flywheel.core.records import examples_table
 from flywheel.core.storage import write_parquet
-from flywheel.core.tables import markdown_table
 from flywheel.labeling.agreement import review_stats
 from flywheel.labeling.batches import BATCH_ASSET, register_selection, write_batch_files
 from flywheel.labeling.candidates import KINDS, load_week_candidates

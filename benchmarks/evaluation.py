@@ -1,7 +1,7 @@
 """Evaluation throughput on the tiny model: batched left-padded greedy generation (what
 `candidate_evaluation` does) vs one prompt at a time (the baseline), plus scoring and bootstrap cost.
 
-Run: `.venv/bin/python benchmarks/bench_evaluation.py [N_ITEMS] [MAX_NEW_TOKENS]`. Prints figures only.
+Run: `.venv/bin/python benchmarks/evaluation.py [N_ITEMS] [MAX_NEW_TOKENS]`. Prints figures only.
 """
 
 from __future__ import annotations

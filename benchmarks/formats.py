@@ -2,7 +2,7 @@
 
 Prints rows/s for: parsing the rows as JSON (baseline: the cost of merely reading them), to_chatml,
 validate_messages, and the repetition check (word 4-grams) beside a 16-character-window baseline.
-Run: `.venv/bin/python benchmarks/bench_formats.py [ROWS]`.
+Run: `.venv/bin/python benchmarks/formats.py [ROWS]`.
 """
 
 from __future__ import annotations

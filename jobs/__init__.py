@@ -20,8 +20,8 @@ weekly_labeling = dg.define_asset_job(
     description="Select the week's review batch: corrections, negatives, low-confidence, a control sample.",
 )
 
-reviewed_examples_job = dg.define_asset_job(
-    "reviewed_examples_job",
+weekly_reviewed_examples = dg.define_asset_job(
+    "weekly_reviewed_examples",
     selection=dg.AssetSelection.assets("reviewed_examples"),
     partitions_def=weekly_partitions,
     description="Turn a completed review batch into training examples.",
@@ -52,9 +52,9 @@ RETRAIN_RUN_TAGS: dict[str, str] = DEFAULT_RETRAIN_RUN_TAGS | dict(CODE_LOCATION
 
 retrain = dg.define_asset_job(
     "retrain",
-    selection=dg.AssetSelection.groups("dataset", "training", "evaluation"),
+    selection=dg.AssetSelection.groups("curation", "training", "evaluation"),
     description="Dataset -> LoRA adapter -> evaluation on the fixed set -> gate -> promotion.",
     tags=RETRAIN_RUN_TAGS,
 )
 
-ALL_JOBS = [daily_capture, weekly_labeling, reviewed_examples_job, retrain]
+ALL_JOBS = [daily_capture, weekly_labeling, weekly_reviewed_examples, retrain]

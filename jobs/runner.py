@@ -18,7 +18,7 @@ import dagster as dg
 from assets.partitions import daily_partitions, weekly_partitions
 from assets.resources import FlywheelResource
 
-BACKFILL_JOBS = {"capture": "daily_capture", "labeling": "weekly_labeling", "reviewed": "reviewed_examples_job"}
+BACKFILL_JOBS = {"capture": "daily_capture", "labeling": "weekly_labeling", "reviewed": "weekly_reviewed_examples"}
 WEEKLY_STEPS = {"labeling", "reviewed"}
 
 

@@ -10,14 +10,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from assets.resources import FlywheelResource
 from flywheel.core.storage import FlywheelHome
 from flywheel.project import init_project
+from tests.shared_data import DATASETS
 
 # torch on a shared 2-core machine: busy-waiting OpenMP threads slow training ~10x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# tests never see the caller's project, home or database (`make` exports the demo's): every test names
+# its own, and the code location loads with the defaults (partitions from 2026-01-01)
+for _name in ("FLYWHEEL_PROJECT", "FLYWHEEL_HOME", "FLYWHEEL_DATABASE_URL"):
+    os.environ.pop(_name, None)
 
 PG_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 EDITED_RUBRIC = """# Quality rubric (test project)
 
@@ -39,6 +44,20 @@ def project_dir(tmp_path: Path) -> Path:
     init_project(directory)
     (directory / "rubric.md").write_text(EDITED_RUBRIC, encoding="utf-8")
     return directory
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    """`../shared/datasets`: real ChatML, ShareGPT and Alpaca files (skips when the folder is missing)."""
+    if not DATASETS.is_dir():
+        pytest.skip(f"{DATASETS} is missing (clone the repository beside ../shared)")
+    return DATASETS
+
+
+@pytest.fixture
+def flywheel_resource(project_dir: Path, home: FlywheelHome) -> FlywheelResource:
+    """The code location's resource on the test's project and home (SQLite in the home)."""
+    return FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root))
 
 
 def _server_engine() -> sa.Engine:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from flywheel.core.tables import markdown_table
+from flywheel.core.markdown import markdown_table
 from flywheel.curation.pipeline import CurationResult
 
 DIVERSITY_COLUMNS = ("n", "distinct_1", "distinct_2", "compression_ratio", "self_bleu", "cluster_coverage")

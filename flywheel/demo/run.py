@@ -245,8 +245,8 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
         result.run_ids.append(_require(runner.run("weekly_labeling", partition_key=week, tags=tags), "labeling").run_id)
         say(f"cycle {number}: {SIMULATED_REVIEWER} reviews batch {week}")
         result.review = simulated_review(db_url, week, truth)
-        say(f"cycle {number}: reviewed_examples_job {week}")
-        result.run_ids.append(_require(runner.run("reviewed_examples_job", partition_key=week, tags=tags),
+        say(f"cycle {number}: weekly_reviewed_examples {week}")
+        result.run_ids.append(_require(runner.run("weekly_reviewed_examples", partition_key=week, tags=tags),
                                        "reviewed examples").run_id)
     if cycle.add_broken_source:
         say(f"cycle {number}: adding the broken generator's file to sources.synthetic (the planted regression)")

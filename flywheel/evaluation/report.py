@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from flywheel.core.tables import markdown_table
+from flywheel.core.markdown import markdown_table
 from flywheel.evaluation.eval_set import EvalItem
 
 CELL_CHARS = 60

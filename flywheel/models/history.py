@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flywheel.core.tables import markdown_table
+from flywheel.core.markdown import markdown_table
 from flywheel.models.registry import engine_for, model_evaluations, now_utc
 
 

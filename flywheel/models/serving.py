@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from flywheel.core.markdown import markdown_table
 from flywheel.core.storage import FlywheelHome, write_json, write_text
-from flywheel.core.tables import markdown_table
 from flywheel.models.base import TINY, base_path
 from flywheel.models.registry import ModelRecord
 

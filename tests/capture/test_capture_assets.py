@@ -22,14 +22,15 @@ from flywheel.capture.records import INTERACTIONS
 from flywheel.capture.sdk import CaptureWriter
 from flywheel.core.storage import FlywheelHome, read_parquet
 from tests.capture.traffic import DAY, interaction_record
-from tests.shared_data import DATASETS
 
 
-def test_capture_assets_and_checks_on_real_chatml_rows(home: FlywheelHome, project_dir: Path) -> None:
+def test_capture_assets_and_checks_on_real_chatml_rows(
+    home: FlywheelHome, flywheel_resource: FlywheelResource, shared_datasets: Path
+) -> None:
     """The OpenAI cookbook's toy ChatML file as traffic: one conversation has no user turn."""
     rows = [
         json.loads(line)
-        for line in (DATASETS / "chatml_openai_toy.jsonl").read_text().splitlines()
+        for line in (shared_datasets / "chatml_openai_toy.jsonl").read_text().splitlines()
         if line.strip()
     ]
     with CaptureWriter(home) as writer:
@@ -38,7 +39,7 @@ def test_capture_assets_and_checks_on_real_chatml_rows(home: FlywheelHome, proje
             iid = writer.log_interaction(prompt, answer, session_id=f"s{i}", user_id="u", model_version="m0",
                                          latency_ms=100 + i, ts=f"{DAY}T09:0{i}:00Z")  # fmt: skip
             writer.log_feedback(iid, "copy", ts=f"{DAY}T09:0{i}:30Z")
-    resources = {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root))}
+    resources = {"flywheel": flywheel_resource}
     result = dg.materialize(
         [interactions, interaction_signals, interactions_rows_conserved, interactions_quarantine_rate],
         partition_key=DAY,
@@ -59,7 +60,7 @@ def test_capture_assets_and_checks_on_real_chatml_rows(home: FlywheelHome, proje
 
 
 def test_rows_conserved_check_counts_the_written_files(
-    home: FlywheelHome, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+    home: FlywheelHome, flywheel_resource: FlywheelResource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The blocking check opens the day's warehouse and quarantine files: a row lost on disk fails it."""
     folder = home.landing(INTERACTIONS, DAY)
@@ -67,7 +68,7 @@ def test_rows_conserved_check_counts_the_written_files(
     (folder / "a.jsonl").write_text(
         "\n".join([json.dumps(interaction_record()), json.dumps(interaction_record()), "{oops"]) + "\n"
     )
-    resources = {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root))}
+    resources = {"flywheel": flywheel_resource}
     first = dg.materialize(
         [interactions, interactions_rows_conserved], partition_key=DAY, resources=resources
     )

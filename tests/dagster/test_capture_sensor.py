@@ -11,8 +11,8 @@ import definitions
 from assets.resources import FlywheelResource
 from flywheel.capture.sdk import CaptureWriter
 from flywheel.core.storage import FlywheelHome
-from schedules import ALL_SENSORS
-from schedules.capture import capture_landing_sensor
+from sensors import ALL_SENSORS
+from sensors.capture import capture_landing_sensor
 
 
 def _ask(w: CaptureWriter, ts: str) -> None:

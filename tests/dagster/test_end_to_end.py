@@ -45,7 +45,7 @@ def test_two_cycles_promote_and_the_score_rises(tmp_path: Path, monkeypatch: pyt
 
         runs = instance.get_runs()
         jobs = {r.job_name for r in runs}
-        assert {"daily_capture", "weekly_labeling", "reviewed_examples_job", "retrain"} <= jobs
+        assert {"daily_capture", "weekly_labeling", "weekly_reviewed_examples", "retrain"} <= jobs
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert instance.get_latest_materialization_event(dg.AssetKey("champion_model")) is not None
 

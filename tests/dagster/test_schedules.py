@@ -11,12 +11,13 @@ import dagster as dg
 import pytest
 
 import schedules
+import sensors
 from assets.resources import FlywheelResource
 from flywheel.config import AutomationConfig
 from flywheel.core.storage import FlywheelHome
-from schedules.alerts import run_failure_alert
 from schedules.calendar import build_calendar_schedules
-from schedules.retrain import metric_drop_sensor
+from sensors.alerts import run_failure_alert
+from sensors.retrain import metric_drop_sensor
 from tests.ops.test_monitoring import fill, webhook  # noqa: F401  (fixture)
 
 
@@ -33,7 +34,7 @@ def _request(schedule: dg.ScheduleDefinition, at: datetime) -> dg.RunRequest:
 def test_calendar_schedules_are_collected() -> None:
     names = {s.name for s in schedules.ALL_SCHEDULES}
     assert {"daily_capture_schedule", "weekly_labeling_schedule", "quarterly_retrain_schedule"} <= names
-    sensor_names = {s.name for s in schedules.ALL_SENSORS}
+    sensor_names = {s.name for s in sensors.ALL_SENSORS}
     assert {"metric_drop_sensor", "run_failure_alert"} <= sensor_names
 
 

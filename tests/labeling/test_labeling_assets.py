@@ -54,7 +54,7 @@ def test_assets_materialize_and_check(home: FlywheelHome, project_dir: Path) -> 
 
 
 def test_sensor_requests_one_run_per_completion_state(store: ReviewStore, tmp_path: Path, project_dir: Path) -> None:
-    from schedules.labeling import review_complete_sensor
+    from sensors.labeling import review_complete_sensor
 
     items = small_batch(store, 2)
     create_sample_batch(store, "sample-x", [{"messages": [{"role": "user", "content": "q"},

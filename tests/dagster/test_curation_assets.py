@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from assets import dataset, training
+from assets import curation, training
 from assets.resources import FlywheelResource
 from flywheel.core.records import examples_table, make_example
 from flywheel.core.storage import FlywheelHome, write_parquet
@@ -22,10 +22,10 @@ from flywheel.project import template_text
 from tests.shared_data import DATASETS
 
 ALPACA = DATASETS / "alpaca_llamafactory_demo.json"
-SOURCE_AND_DATASET = [dataset.seed_examples, dataset.synthetic_examples, dataset.distilled_examples, dataset.training_dataset]
-CHECKS = [dataset.format_consistent, dataset.size_floor, dataset.real_synthetic_ratio, dataset.no_eval_contamination,
-          dataset.rubric_edited, dataset.single_generator_share, dataset.diversity_drop, dataset.distribution_gap,
-          dataset.conflicts_pending_review, dataset.size_target]
+SOURCE_AND_DATASET = [curation.seed_examples, curation.synthetic_examples, curation.distilled_examples, curation.training_dataset]
+CHECKS = [curation.format_consistent, curation.size_floor, curation.real_synthetic_ratio, curation.no_eval_contamination,
+          curation.rubric_edited, curation.single_generator_share, curation.diversity_drop, curation.distribution_gap,
+          curation.conflicts_pending_review, curation.size_target]
 
 
 def _project(project_dir: Path, tmp_path: Path, extra_synthetic: list[dict] | None = None, **curation: object) -> Path:
@@ -115,7 +115,7 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     assert "lower_case" in mat.metadata["warnings"].value  # the gap warning, shown beside the counts
     assert "under-covered kinds" in mat.metadata["production_gap"].value and "source:synthetic" in mat.metadata["diversity"].value
     # same inputs, same version
-    again = dg.materialize([dataset.training_dataset], resources=_resource(project_dir, home))
+    again = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
     assert again.asset_materializations_for_node("training_dataset")[0].metadata["version"].value == version
 
 
@@ -131,7 +131,7 @@ def test_blocking_check_stops_training_downstream(project_dir: Path, tmp_path: P
     _project(project_dir, tmp_path, min_examples=5000, target_examples=5000)
     _eval_set(home)
 
-    @dg.asset(deps=[dataset.training_dataset])
+    @dg.asset(deps=[curation.training_dataset])
     def model_after_dataset() -> None:
         raise AssertionError("training must not run on a dataset that broke a blocking rule")
 
@@ -160,7 +160,7 @@ def test_unedited_rubric_refuses_to_build(project_dir: Path, tmp_path: Path, hom
     _project(project_dir, tmp_path)
     (project_dir / "rubric.md").write_text(template_text("rubric.md"), encoding="utf-8")
     with pytest.raises(dg.Failure, match="unedited template"):
-        dg.materialize([dataset.training_dataset], resources=_resource(project_dir, home))
+        dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
 
 
 def _check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
@@ -207,7 +207,7 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
     # one decision, then a rebuild of the same version: the batch and the decision stay
     ids = list(items)
     record_decision(store, batch_id, ids[0], "ana", "reject", reason="contradicts the seed answer")
-    again = dg.materialize([dataset.training_dataset, dataset.conflicts_pending_review], resources=resources)
+    again = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources)
     mat2 = again.asset_materializations_for_node("training_dataset")[0]
     assert mat2.metadata["version"].value == version and mat2.metadata["conflict_batch"].value == "(already registered)"
     assert [d.item_id for d in store.decisions(batch_id)] == [ids[0]] and store.item_ids(batch_id) == ids
@@ -220,7 +220,7 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
             record_decision(store, batch_id, item_id, "ana", "pass")
         else:
             record_decision(store, batch_id, item_id, "ana", "fix", text="A better answer.")
-    done = dg.materialize([dataset.training_dataset, dataset.conflicts_pending_review], resources=resources)
+    done = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources)
     final = _check(done, "conflicts_pending_review")
     assert final.passed and batch_id in (final.description or "")
     assert len(store.decisions(batch_id)) == n
@@ -230,7 +230,7 @@ def test_no_conflicts_no_batch(project_dir: Path, tmp_path: Path, home: Flywheel
     """The plain sources (no contradicting answers): no conflicts batch, the check passes."""
     _project(project_dir, tmp_path, review_sample_size=0)
     _eval_set(home)
-    result = dg.materialize(SOURCE_AND_DATASET + [dataset.conflicts_pending_review], resources=_resource(project_dir, home))
+    result = dg.materialize(SOURCE_AND_DATASET + [curation.conflicts_pending_review], resources=_resource(project_dir, home))
     mat = result.asset_materializations_for_node("training_dataset")[0]
     version = mat.metadata["version"].value
     assert read_manifest(home, version)["counts"]["conflicts"] == 0
@@ -248,7 +248,7 @@ def test_answer_format_breaks_are_dropped_and_reported_by_the_blocking_check(pro
                             {"role": "assistant", "content": "Sure! A blueberry, hope that helps"}], "generator": "gen-a"}]
     _project(project_dir, tmp_path, extra_synthetic=chatty, answer_regex=r"(?!.*hope that helps).*")
     _eval_set(home)
-    result = dg.materialize(SOURCE_AND_DATASET + [dataset.format_consistent], resources=_resource(project_dir, home))
+    result = dg.materialize(SOURCE_AND_DATASET + [curation.format_consistent], resources=_resource(project_dir, home))
     version = result.asset_materializations_for_node("training_dataset")[0].metadata["version"].value
     check = _check(result, "format_consistent")
     assert check.passed and check.severity == dg.AssetCheckSeverity.ERROR

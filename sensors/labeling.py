@@ -9,7 +9,7 @@ from assets.materializations import latest_partition_metadata
 from assets.resources import FlywheelResource
 from flywheel.labeling.candidates import week_days
 from flywheel.labeling.store import BatchProgress, ReviewStore
-from jobs import reviewed_examples_job
+from jobs import weekly_reviewed_examples
 
 
 def completion_run_key(batch_id: str, progress: BatchProgress) -> str:
@@ -18,10 +18,10 @@ def completion_run_key(batch_id: str, progress: BatchProgress) -> str:
 
 
 @dg.sensor(
-    job=reviewed_examples_job,
+    job=weekly_reviewed_examples,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Start reviewed_examples_job for a week whose batch is complete (every item decided, or closed by hand).",
+    description="Start weekly_reviewed_examples for a week whose batch is complete (every item decided, or closed by hand).",
 )
 def review_complete_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> Iterator[dg.RunRequest | dg.SkipReason]:
     store = ReviewStore(flywheel.db_url())

@@ -1,4 +1,4 @@
-"""dataset assets: example sources (seed, synthetic, distilled) and the versioned training dataset.
+"""curation assets: example sources (seed, synthetic, distilled) and the versioned training dataset.
 
 `reviewed_examples` (weekly) belongs to the labeling group and `fixed_eval_set` to evaluation; the
 training dataset reads every existing weekly file of the former and the latter for decontamination.
@@ -14,7 +14,7 @@ import dagster as dg
 
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
-from flywheel.core.tables import markdown_table
+from flywheel.core.markdown import markdown_table
 from flywheel.curation.build import CurationError, build_training_dataset
 from flywheel.curation.card import (
     diversity_changes_table,
@@ -28,7 +28,7 @@ from flywheel.curation.sources import SOURCE_TABLES, write_source_examples
 from flywheel.curation.versions import read_manifest
 from flywheel.project import rubric_problem
 
-GROUP = "dataset"
+GROUP = "curation"
 SOURCE_ASSETS = tuple(SOURCE_TABLES)
 
 
