@@ -8,6 +8,7 @@ from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
 from flywheel.evaluation.cycle import (
     PromotionRefused,
+    candidate_verdict,
     check_candidate_gate,
     promote_candidate,
     run_evaluation_cycle,
@@ -104,29 +105,49 @@ def eval_set_frozen(flywheel: FlywheelResource) -> dg.AssetCheckResult:
                                metadata={"content_hash": info["content_hash"], "frozen_hash": frozen["content_hash"]})
 
 
-@dg.asset(group_name="evaluation", kinds={"pytorch", "parquet"}, deps=["lora_adapter", fixed_eval_set])
+OUTCOME_TAG = "flywheel/outcome"
+
+
+@dg.asset(group_name="evaluation", kinds={"pytorch", "parquet"}, deps=["lora_adapter", fixed_eval_set],
+          check_specs=[dg.AssetCheckSpec("gate_verdict", asset="candidate_evaluation",
+                                         description="the gate's verdict: promoted | held | blocked, with its reasons")])
 def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
-    """Answers of the candidate (base + LoRA) and of the champion (or the base model) on every fixed
-    eval item, scored per slice with paired bootstrap CIs; records the candidate (and the gate
-    result) in the registry and appends the score history."""
+    """Answers of the candidate (base + LoRA), of its seed replicates and of the champion (or the base
+    model) on every fixed eval item, scored per slice with paired-bootstrap intervals widened by the
+    training-seed spread; the gate's verdict (promoted | held | blocked) is this asset's check and the
+    run's `flywheel/outcome` tag. Held and blocked are outcomes: the run succeeds, the champion stays."""
     project, home = flywheel.project(), flywheel.home()
     outcome = run_evaluation_cycle(project, home, flywheel.db_url())
-    s, primary = outcome.summary, outcome.summary["primary_metric"]
+    s, primary, decision = outcome.summary, outcome.summary["primary_metric"], outcome.decision
     o = s["overall"][primary]
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: decision.outcome})
     context.log.info(f"{s['candidate']} vs {s['champion']}: {primary} {o['candidate']:.4f} vs {o['champion']:.4f}; "
-                     f"gate {'passed' if outcome.decision.passed else 'failed'}: {outcome.decision.reasons}")
+                     f"{decision.outcome}: {decision.reasons}")
+    interval = decision.overall
+    spread = s.get("seed_spread") or {}
+    verdict = dg.AssetCheckResult(
+        check_name="gate_verdict",
+        passed=decision.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{decision.outcome}: {decision.reasons[0] if decision.reasons else ''}",
+        metadata={"outcome": decision.outcome, "reasons": dg.MetadataValue.md(_bullets(decision.reasons))},
+    )
     return dg.MaterializeResult(
         metadata={
+            "outcome": decision.outcome,
             "candidate": s["candidate"],
             "champion": s["champion"],
             "eval_set_hash": s["eval_set_hash"],
             "items": s["n_items"],
-            f"candidate_{primary}": o["candidate"],
-            f"champion_{primary}": o["champion"],
-            f"diff_{primary}": o["diff"],
-            "ci_95": f"[{o['ci_low']:+.4f}, {o['ci_high']:+.4f}]",
-            "gate_passed": outcome.decision.passed,
-            "gate_reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in outcome.decision.reasons)),
+            f"candidate_{primary}": round(o["candidate"], 4),
+            f"champion_{primary}": round(o["champion"], 4),
+            f"diff_{primary}": round(o["diff"], 4),
+            "interval_95": f"[{interval.low:+.4f}, {interval.high:+.4f}]" if interval else "-",
+            "bootstrap_ci_95": f"[{o['ci_low']:+.4f}, {o['ci_high']:+.4f}]",
+            "seed_sd": round(float(spread.get("overall", 0.0)), 4),
+            "minimum_detectable_difference": round(interval.mde, 4) if interval else None,
+            "underpowered_slices": ", ".join(decision.underpowered) or "none",
+            "gate_reasons": dg.MetadataValue.md(_bullets(decision.reasons)),
             "champion_answers_cached": outcome.champion_cached,
             "scores": dg.MetadataValue.md(summary_markdown(s)),
             "worst_regressions": dg.MetadataValue.md(worst_regressions_markdown(outcome.answers, primary)),
@@ -134,27 +155,38 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
             "score_history_table": dg.MetadataValue.md(history.score_history_markdown(outcome.history)),
             "answers": dg.MetadataValue.path(str(outcome.report_dir / "answers.parquet")),
             "summary": dg.MetadataValue.path(str(outcome.report_dir / "summary.json")),
-        }
+        },
+        check_results=[verdict],
     )
 
 
-@dg.asset_check(asset=candidate_evaluation, blocking=True,
-                description="beats the champion (or base model) on the primary metric; no slice regresses; no eval leak")
-def no_regression(flywheel: FlywheelResource) -> dg.AssetCheckResult:
-    candidate, summary, decision, leaked = check_candidate_gate(flywheel.project(), flywheel.home())
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {r}" for r in lines) or "none"
+
+
+@dg.asset_check(asset=candidate_evaluation, blocking=False,
+                description="the gate re-applied: a fresh eval-leak look and the frozen eval-set hash")
+def gate_recheck(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    candidate, summary, decision, leaked = check_candidate_gate(flywheel.project(), flywheel.home(), flywheel.db_url())
     return dg.AssetCheckResult(
-        passed=decision.passed,
-        description="; ".join(decision.reasons),
+        passed=decision.outcome == (summary.get("gate") or {}).get("outcome"),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{decision.outcome} (recorded: {(summary.get('gate') or {}).get('outcome')})",
         metadata={"candidate": candidate.version, "champion": summary["champion"], "leaked_items": leaked,
-                  "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))},
+                  "reasons": dg.MetadataValue.md(_bullets(decision.reasons))},
     )
 
 
-@dg.asset(group_name="evaluation", kinds={"sqlite", "python"}, deps=[candidate_evaluation])
-def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
-    """Promote the candidate that passed the gate: registry status champion (the old one retired),
-    `models/champion.json` and `reports/serving.md` with the vLLM command."""
+@dg.asset(group_name="evaluation", kinds={"sqlite", "python"}, deps=[candidate_evaluation], output_required=False)
+def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource):  # noqa: ANN201 (generator)
+    """Promote a candidate the gate promoted: registry status champion (the old one retired),
+    `models/champion.json` and `reports/serving.md` with the vLLM command. A held or blocked candidate
+    leaves the champion untouched and this asset is skipped (not failed)."""
     home = flywheel.home()
+    candidate, outcome, reasons = candidate_verdict(home)
+    if outcome != "promoted":
+        context.log.info(f"{candidate.version} was {outcome}: the champion stays ({'; '.join(reasons[:2])})")
+        return
     try:
         promotion = promote_candidate(flywheel.project(), home, flywheel.db_url(),
                                       actor=f"dagster run {context.run_id[:8]} (champion_model)")
@@ -163,7 +195,7 @@ def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource
     record, info = promotion.record, promotion.serving
     for warning in info["warnings"]:
         context.log.warning(f"serving export of {record.version}: {warning}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "champion": record.version,
             "promoted_by": record.promoted_by or "",

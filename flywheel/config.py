@@ -1,18 +1,26 @@
 """The project file (`flywheel.yaml`) as pydantic models. Every threshold of the flywheel lives here.
 
-A wrong key or value is refused with the file, the key and what was expected (`ConfigError`).
+A wrong key or value is refused with the file, the line, the key and what was expected (`ConfigError`):
+so are values that cannot work (a cron expression that does not parse or never fires, an unknown time
+zone, a broken regular expression or JSON schema, bounds in the wrong order), duplicate keys, and YAML
+anchors and aliases (refused outright: no expansion bombs).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import typing
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flywheel.core.cron import parse_cron
 
 PROJECT_FILE = "flywheel.yaml"
 
@@ -59,6 +67,12 @@ class LabelingQuotas(_Strict):
 
 class LabelingConfig(_Strict):
     batch_size: int = Field(200, gt=0)
+    max_request_bytes: int = Field(1_048_576, ge=4096, description="the review page refuses larger request bodies (413)")
+    max_fix_chars: int = Field(20_000, gt=0, description="the longest fixed answer a reviewer may save")
+    max_reason_chars: int = Field(2_000, gt=0, description="the longest reject reason")
+    max_import_line_bytes: int = Field(
+        4_194_304, ge=4096, description="`flywheel labeling import` refuses a decisions file with a longer line"
+    )
     quotas: LabelingQuotas = Field(default_factory=LabelingQuotas)
     low_confidence_threshold: float = Field(0.5, ge=0, le=1)
     near_duplicate_similarity: float = Field(0.9, ge=0, le=1)
@@ -94,6 +108,13 @@ class CurationConfig(_Strict):
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
     minhash_permutations: int = Field(64, ge=16)
     decontamination_ngram: int = Field(13, ge=3)
+    # near-copies of short eval items (shorter than the n-gram window): a training user turn whose normalised
+    # form is within this many character edits (insert, delete, substitute, swap adjacent) of an eval input
+    # is a leak. 2 catches every 1-2 edit variant of the demo's eval set and flags no distinct phrasing
+    # ("How can I ..." vs "How do I ..." is 3 edits); see benchmarks/decontamination.py.
+    decontamination_max_edits: int = Field(2, ge=0, description="a training input this many character edits from an eval input leaks it")
+    decontamination_max_edit_share: float = Field(
+        0.5, ge=0, le=1, description="at most this share of an eval input's characters may differ (1-2 word inputs)")
     review_sample_size: int = Field(50, ge=0)
     diversity_drop_warn: float = Field(0.1, ge=0, le=1)
     distribution_gap_warn: float = Field(0.25, ge=0, le=1)
@@ -102,6 +123,26 @@ class CurationConfig(_Strict):
     conflict_answer_similarity: float = Field(0.5, ge=0, le=1, description="near-same inputs whose answers' rapidfuzz ratio (0-1) is below this conflict")
     shingle_chars: int = Field(5, ge=2, description="character shingle size of the near-duplicate MinHash")
     style_outlier_iqr: float = Field(3.0, gt=0, description="an answer whose log-length lies beyond this many IQRs outside its source/slice's quartiles is a style outlier")
+
+    @field_validator("answer_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value, re.DOTALL)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("answer_json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                jsonschema.validators.validator_for(value).check_schema(value)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return value
 
 
 class LoraConfig(_Strict):
@@ -156,6 +197,10 @@ class EvaluationConfig(_Strict):
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(16, gt=0)
     bootstrap_samples: int = Field(1000, ge=100)
+    seed_replicates: int = Field(
+        0, ge=0, le=10,
+        description="retrain each candidate's dataset with this many other seeds; their spread widens the gate's intervals",
+    )
     judge: JudgeConfig | None = None
 
 
@@ -171,6 +216,21 @@ class AutomationConfig(_Strict):
     metric_baseline_days: int = Field(14, gt=0, description="the champion's first days after promotion, the baseline for negative_rate_rise")
     metric_min_interactions: int = Field(50, ge=1, description="no metric-drop decision on fewer interactions than this")
     alert_webhook_env: str = Field("FLYWHEEL_ALERT_WEBHOOK", description="name of the env var holding the failure-alert webhook URL")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("capture_cron", "labeling_cron", "retrain_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parse_cron(value)
+        return value
 
 
 class ProjectConfig(_Strict):
@@ -190,22 +250,42 @@ class ProjectConfig(_Strict):
     # where the file was read from; relative paths in it resolve against this folder
     root: Path = Field(default_factory=Path.cwd, exclude=True)
 
-    @field_validator("start_date")
+    @field_validator("start_date", mode="before")
     @classmethod
-    def _iso_date(cls, value: str) -> str:
+    def _iso_date(cls, value: Any) -> str:
+        if isinstance(value, date) and not isinstance(value, datetime):  # YAML reads 2026-01-01 as a date
+            return value.isoformat()
         try:
             return date.fromisoformat(value).isoformat()
-        except ValueError:
+        except (TypeError, ValueError):
             raise ValueError("expected a date YYYY-MM-DD") from None
 
     @model_validator(mode="after")
-    def _targets_ordered(self) -> ProjectConfig:
-        c = self.curation
+    def _consistent(self) -> ProjectConfig:
+        """Rules across keys: each problem names the key it is reported at and the values."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        c, e, lab = self.curation, self.evaluation, self.labeling
         if not c.min_examples <= c.target_examples <= c.ceiling_examples:
-            raise ValueError(
-                "key 'curation': expected min_examples <= target_examples <= ceiling_examples "
-                f"(got {c.min_examples}, {c.target_examples}, {c.ceiling_examples})"
-            )
+            problems.append((("curation",), "expected min_examples <= target_examples <= ceiling_examples "
+                             f"(got {c.min_examples}, {c.target_examples}, {c.ceiling_examples})"))
+        if c.answer_min_chars > c.answer_max_chars:
+            problems.append((("curation", "answer_min_chars"), "expected answer_min_chars <= answer_max_chars "
+                             f"(got {c.answer_min_chars} > {c.answer_max_chars})"))
+        if e.min_items > e.max_items:
+            problems.append((("evaluation", "min_items"),
+                             f"expected min_items <= max_items (got {e.min_items} > {e.max_items})"))
+        if e.primary_metric not in e.metrics:
+            problems.append((("evaluation", "primary_metric"), f"{e.primary_metric!r} is not computed: add it to "
+                             f"evaluation.metrics (got {', '.join(e.metrics) or 'none'})"))
+        if e.judge is None and "judge" in (*e.metrics, e.primary_metric):
+            problems.append((("evaluation", "metrics"), "metric 'judge' needs evaluation.judge (base_url, model)"))
+        fix_room = 4 * (lab.max_fix_chars + lab.max_reason_chars) + 4096  # UTF-8, JSON-escaped, the other fields
+        for key in ("max_request_bytes", "max_import_line_bytes"):
+            if getattr(lab, key) < fix_room:
+                problems.append((("labeling", key), f"expected at least 4 x (max_fix_chars + max_reason_chars) "
+                                 f"+ 4096 = {fix_room} so a fix of the longest allowed length fits (got {getattr(lab, key)})"))
+        if problems:
+            raise _CrossKeyError(problems)
         return self
 
     def resolve(self, relative: str) -> Path:
@@ -229,6 +309,19 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+class _CrossKeyError(ValueError):
+    """Rules across keys that failed: (key path, message) each."""
+
+    def __init__(self, problems: list[tuple[tuple[str, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"key '{'.'.join(k)}': {m}" for k, m in problems))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(error: dict[str, Any], lines: dict[tuple[str, ...], int] | None = None) -> str:
     loc = tuple(str(p) for p in error["loc"])
     key = ".".join(loc) or "(top level)"
@@ -239,13 +332,53 @@ def _describe(error: dict[str, Any], lines: dict[tuple[str, ...], int] | None = 
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         return f"{where}key '{key}': unknown key; {hint}expected one of: {', '.join(known)}"
-    if error["type"] == "value_error" and not loc:  # a rule across keys; its message names them
-        return str(error.get("ctx", {}).get("error", error["msg"]))
-    return f"{where}key '{key}': {error['msg']} (got {error.get('input')!r})"
+    cause = error.get("ctx", {}).get("error")
+    if error["type"] == "value_error" and not loc:  # rules across keys; each message names its key
+        if isinstance(cause, _CrossKeyError):
+            return "\n  ".join(
+                f"{f'line {lines[k]}, ' if lines and k in lines else ''}key '{'.'.join(k)}': {m}" for k, m in cause.problems
+            )
+        return str(cause or error["msg"])
+    return f"{where}key '{key}': {error['msg']} (got {_short(error.get('input'))})"
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """The 1-based line of every mapping key of a YAML text, by its path of keys (best effort)."""
+class _Refused(yaml.YAMLError):
+    """YAML the project file does not accept (an anchor, an alias, a duplicate key), at a 1-based line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _ProjectLoader(yaml.SafeLoader):
+    """Safe YAML that refuses anchors and aliases (no expansion bombs: nothing is ever expanded) and
+    duplicate keys (the last one would win silently)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise _Refused(event.start_mark.line + 1, f"YAML {kind}{anchor}: anchors and aliases are not accepted "
+                           "in a project file; write the value out where it is used")
+        return super().compose_node(parent, index)
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        first: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                k, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+                if k in first:
+                    raise _Refused(line, f"duplicate key '{key_node.value}' (first at line {first[k]}); "
+                                   "each key may appear once in a mapping")
+                first[k] = line
+        return node
+
+
+def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
+    """The 1-based line of every mapping key of a composed YAML document, by its path of keys."""
     found: dict[tuple[str, ...], int] = {}
 
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
@@ -259,13 +392,27 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
                 found.setdefault((*path, str(i)), item.start_mark.line + 1)
                 walk(item, (*path, str(i)))
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
     if root is not None:
         walk(root, ())
     return found
+
+
+def read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse a project file's YAML (safe, without anchors, aliases or duplicate keys): the data and the
+    line of every key. Raises `ConfigError` naming `source` and the line."""
+    loader = _ProjectLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise ConfigError(f"{source}: line {exc.line}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a project file") from None
+    finally:
+        loader.dispose()
+    return data, _key_lines(node)
 
 
 def parse_project(
@@ -298,8 +445,5 @@ def load_project(path: str | Path) -> ProjectConfig:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read the project file: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_project(data, source=str(p), root=p.parent.resolve(), key_lines=_key_lines(text))
+    data, lines = read_yaml(text, str(p))
+    return parse_project(data, source=str(p), root=p.parent.resolve(), key_lines=lines)

@@ -36,6 +36,13 @@ from flywheel.evaluation.generation import champion_answers, generate_answers, g
 from flywheel.evaluation.judge import make_judge
 from flywheel.evaluation.metrics import BOOTSTRAP_SEED, score_answers, summarize
 from flywheel.evaluation.report import answers_table
+from flywheel.evaluation.seed_spread import (
+    earlier_spreads,
+    pooled_spread,
+    replicate_artifacts,
+    replicate_differences,
+    spread_of,
+)
 from flywheel.models import history, registry
 from flywheel.models.artifact import ModelArtifact, eval_set_hash, read_artifact, read_candidate
 from flywheel.models.serving import write_serving_export
@@ -58,10 +65,12 @@ def evaluate_candidate(
     eval_table: pa.Table,
     eval_info: dict[str, Any],
     champion: ModelArtifact | None,
+    frozen_hash: str | None = None,
 ) -> EvaluationOutcome:
     """Generate and score the candidate's and the champion's (or base model's) answers on the fixed
-    set, summarise per slice with bootstrap CIs, check for eval leaks, apply the gate, and write
-    `reports/evaluations/<candidate>/answers.parquet` and `summary.json`."""
+    set, summarise per slice with bootstrap CIs, measure the training-seed spread on the candidate's
+    seed replicates (pooled with earlier evaluations), check for eval leaks and the frozen eval-set
+    hash, apply the gate, and write `reports/evaluations/<candidate>/answers.parquet` and `summary.json`."""
     cfg = project.evaluation
     items = eval_items(eval_table)
     prompts = [it.prompt for it in items]
@@ -108,11 +117,22 @@ def evaluate_candidate(
         "created_at": datetime.now(UTC).isoformat(),
         **summarize(items, cand_scores, champ_scores, cfg.bootstrap_samples),
     }
+    replicates = replicate_artifacts(home, candidate, cfg.seed_replicates)
+    if replicates:
+        primary = cfg.primary_metric
+        main = {"version": candidate.version, "overall": summary["overall"][primary]["diff"],
+                "slices": {sl: v["metrics"][primary]["diff"] for sl, v in summary["slices"].items()}}
+        diffs = replicate_differences(home, replicates, items, champ_scores[primary], primary, cfg.max_new_tokens,
+                                      cfg.batch_size, rule)
+        own = spread_of(main, diffs)
+        summary["seed_spread_own"] = own
+        summary["seed_spread"] = pooled_spread(own, earlier_spreads(home, eval_info["content_hash"], candidate.version))
     leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_table)
     summary["leaks"] = leaks
     summary["leak_problem"] = problem
-    decision = gate(summary, cfg, leaks, problem)
-    summary["gate"] = {"passed": decision.passed, "reasons": decision.reasons}
+    summary["frozen_eval_set_hash"] = frozen_hash
+    decision = gate(summary, cfg, leaks, problem, frozen_hash)
+    summary["gate"] = decision.as_dict()
 
     table = answers_table(items, cand_answers, champ_answers, cand_scores, champ_scores)
     report_dir = home.reports() / "evaluations" / candidate.version
@@ -168,7 +188,9 @@ def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str
     candidate = read_candidate(home)
     champ = registry.current_champion(db_url)
     champion = read_artifact(home, champ.version, champ.adapter_path) if champ else None
-    outcome = evaluate_candidate(project, home, candidate, table, info, champion)
+    frozen = registry.frozen_eval_set(db_url, info["eval_set_version"])
+    outcome = evaluate_candidate(project, home, candidate, table, info, champion,
+                                 frozen["content_hash"] if frozen else None)
     s = outcome.summary
     scores = {
         "overall": {m: v["candidate"] for m, v in s["overall"].items()},
@@ -177,23 +199,37 @@ def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str
     registry.record_candidate(
         db_url, candidate.version, dataset_version=candidate.dataset_version, base_model=candidate.base_model,
         adapter_path=str(candidate.path), eval_set_hash=s["eval_set_hash"], eval_set_version=s["eval_set_version"],
-        scores=scores, gate_passed=outcome.decision.passed, gate_reasons=outcome.decision.reasons,
+        scores=scores, gate_passed=outcome.decision.passed,
+        gate_reasons=[f"{outcome.decision.outcome}: {r}" for r in outcome.decision.reasons],
     )
-    history.record_evaluation(db_url, s, outcome.decision.passed)
+    if frozen is None or frozen["content_hash"] == s["eval_set_hash"]:
+        # a score on a changed eval set is not comparable: it stays out of the version's history
+        history.record_evaluation(db_url, s, outcome.decision.outcome)
     outcome.history = history.score_history(db_url, s["eval_set_version"])
     history.plot_score_history(outcome.history, outcome.report_dir / "score_history.png")
     history.plot_score_history(outcome.history, home.reports() / "score_history.png")
     return outcome
 
 
-def check_candidate_gate(project: ProjectConfig, home: FlywheelHome) -> tuple[ModelArtifact, dict[str, Any],
-                                                                              GateDecision, int]:
+def check_candidate_gate(project: ProjectConfig, home: FlywheelHome, db_url: str) -> tuple[ModelArtifact, dict[str, Any],
+                                                                                           GateDecision, int]:
     """The gate applied again to the candidate's recorded evaluation, with a fresh look for eval items
-    in its training data: (candidate, summary, decision, leaked items)."""
+    in its training data and at the frozen hash of its eval-set version (whatever was selected in the
+    run): (candidate, summary, decision, leaked items)."""
     candidate = read_candidate(home)
     summary = read_summary(home, candidate.version)
     leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_set_table(home))
-    return candidate, summary, gate(summary, project.evaluation, leaks, problem), len(leaks)
+    frozen = registry.frozen_eval_set(db_url, summary.get("eval_set_version", project.evaluation.eval_set_version))
+    decision = gate(summary, project.evaluation, leaks, problem, frozen["content_hash"] if frozen else None)
+    return candidate, summary, decision, len(leaks)
+
+
+def candidate_verdict(home: FlywheelHome) -> tuple[ModelArtifact, str, list[str]]:
+    """(candidate, outcome, reasons) of the candidate's recorded evaluation."""
+    candidate = read_candidate(home)
+    verdict = read_summary(home, candidate.version).get("gate") or {}
+    outcome = verdict.get("outcome") or ("promoted" if verdict.get("passed") else "blocked")
+    return candidate, outcome, list(verdict.get("reasons") or [])
 
 
 class PromotionRefused(StateError):

@@ -54,6 +54,13 @@ def model_version_id(dataset_version: str, cfg: TrainingConfig, eval_set_hash: s
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def seed_replicate_ids(dataset_version: str, cfg: TrainingConfig, eval_set_hash: str | None, count: int) -> list[str]:
+    """Version ids of the candidate's seed replicates: the same dataset and recipe trained with seeds
+    `cfg.seed + 1 ... cfg.seed + count` (what the gate measures training-seed noise with)."""
+    return [model_version_id(dataset_version, cfg.model_copy(update={"seed": cfg.seed + k}), eval_set_hash)
+            for k in range(1, count + 1)]
+
+
 def eval_set_hash(table: pa.Table) -> str:
     """Content hash of an eval set (EXAMPLE_SCHEMA rows): its conversations and slice tags,
     independent of row order. Without `example_id` / `slice` columns the ids are computed from the

@@ -14,11 +14,19 @@ from flywheel.core.markdown import markdown_table
 from flywheel.models.registry import engine_for, model_evaluations, now_utc
 
 
-def record_evaluation(engine_or_url: sa.Engine | str, summary: dict[str, Any], gate_passed: bool) -> None:
-    """Append one cycle to the score history from an evaluation summary (see flywheel.evaluation.cycle)."""
+def record_evaluation(engine_or_url: sa.Engine | str, summary: dict[str, Any], outcome: str) -> None:
+    """Append one cycle to the score history from an evaluation summary (see flywheel.evaluation.cycle).
+
+    `outcome` is the gate's verdict: promoted (stored as `passed` until `champion_model` promotes it),
+    held or blocked. The interval stored is the one the gate judged by (bootstrap, widened by the
+    training-seed spread when measured)."""
     engine = engine_for(engine_or_url)
     primary = summary["primary_metric"]
-    overall = summary["overall"][primary]
+    overall = dict(summary["overall"][primary])
+    judged = (summary.get("gate") or {}).get("overall") or {}
+    if judged:
+        overall["ci_low"], overall["ci_high"] = judged["low"], judged["high"]
+    gate_passed = outcome == "promoted"
     slices = {s: {"candidate": v["metrics"][primary]["candidate"], "champion": v["metrics"][primary]["champion"]}
               for s, v in summary["slices"].items()}
     with engine.begin() as conn:
@@ -28,14 +36,15 @@ def record_evaluation(engine_or_url: sa.Engine | str, summary: dict[str, Any], g
             primary_metric=primary, candidate_score=overall["candidate"], champion_score=overall["champion"],
             diff=overall["diff"], ci_low=overall["ci_low"], ci_high=overall["ci_high"],
             slices=json.dumps(slices, sort_keys=True), gate_passed=gate_passed,
-            outcome="passed" if gate_passed else "rejected", at=now_utc()))
+            outcome="passed" if gate_passed else outcome, at=now_utc()))
 
 
 def score_history(engine_or_url: sa.Engine | str, eval_set_version: int) -> list[dict[str, Any]]:
     """The fixed-set score of every evaluation cycle of one eval-set version, oldest first.
 
     Each row: cycle, at, candidate, champion, primary_metric, candidate_score, champion_score, diff,
-    ci_low, ci_high, slices {slice: {candidate, champion}}, gate_passed, outcome (passed | promoted | rejected).
+    ci_low, ci_high, slices {slice: {candidate, champion}}, gate_passed, outcome (passed | promoted | held | blocked;
+    `rejected` in histories written before the three verdicts).
     """
     engine = engine_for(engine_or_url)
     with engine.connect() as conn:
@@ -86,7 +95,8 @@ def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str])
             for s in slices:
                 ys = [r["slices"].get(s, {}).get("candidate", float("nan")) for r in rows]
                 ax.plot(cycles, ys, linewidth=1, alpha=0.7, label=f"slice {s}")
-            for outcome, color, marker in (("promoted", "green", "^"), ("passed", "blue", "o"), ("rejected", "red", "x")):
+            for outcome, color, marker in (("promoted", "green", "^"), ("passed", "blue", "o"), ("held", "orange", "s"),
+                                           ("blocked", "red", "x"), ("rejected", "red", "x")):
                 pts = [(r["cycle"], r["candidate_score"]) for r in rows if r["outcome"] == outcome]
                 if pts:
                     ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker, s=80,

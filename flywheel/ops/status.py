@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 
 from flywheel.config import ProjectConfig
+from flywheel.core.cron import parse_cron
 from flywheel.core.storage import FlywheelHome
 from flywheel.curation.versions import latest_version, read_manifest
 
@@ -151,42 +152,15 @@ def champion_status(db_url: str, primary_metric: str) -> ChampionStatus | None:
 
 
 # --- schedule --------------------------------------------------------------------------------
-def _field(spec: str, lo: int, hi: int) -> set[int]:
-    values: set[int] = set()
-    for part in spec.split(","):
-        step = 1
-        if "/" in part:
-            part, step_s = part.split("/")
-            step = int(step_s)
-        if part == "*":
-            a, b = lo, hi
-        elif "-" in part:
-            a, b = (int(x) for x in part.split("-"))
-        else:
-            a = b = int(part)
-            if step > 1:
-                b = hi
-        values.update(range(a, b + 1, step))
-    return values
-
-
 def next_cron_time(cron: str, after: datetime, timezone: str = "UTC") -> datetime:
-    """The first time strictly after `after` that the 5-field `cron` fires in `timezone` (returned in UTC)."""
-    minute, hour, dom, month, dow = cron.split()
-    minutes, hours = sorted(_field(minute, 0, 59)), sorted(_field(hour, 0, 23))
-    doms, months = _field(dom, 1, 31), _field(month, 1, 12)
-    dows = {d % 7 for d in _field(dow, 0, 7)}  # 0 and 7 are Sunday
+    """The first time strictly after `after` that `cron` fires in `timezone` (returned in UTC)."""
+    spec = parse_cron(cron)
+    minutes, hours = sorted(spec.minutes), sorted(spec.hours)
     tz = ZoneInfo(timezone)
     local = after.astimezone(tz)
     day = local.date()
     for _ in range(800):
-        cron_dow = (day.weekday() + 1) % 7
-        dom_hit, dow_hit = day.day in doms, cron_dow in dows
-        if dom != "*" and dow != "*":
-            day_ok = dom_hit or dow_hit
-        else:
-            day_ok = dom_hit and dow_hit
-        if day.month in months and day_ok:
+        if spec.fires_on(day):
             for h in hours:
                 for m in minutes:
                     t = datetime(day.year, day.month, day.day, h, m, tzinfo=tz)
@@ -274,7 +248,7 @@ def render_status(st: FlywheelStatus) -> Any:
     for col in ("cycle", "candidate", "score", "champion score", "diff", "outcome"):
         hist.add_column(col)
     for r in st.history[-8:]:
-        color = {"promoted": "green", "passed": "green", "rejected": "red"}.get(r.get("outcome", ""), "white")
+        color = {"promoted": "green", "passed": "green", "held": "yellow", "blocked": "red", "rejected": "red"}.get(r.get("outcome", ""), "white")
         champ = r.get("champion_score")
         diff = r.get("diff")
         hist.add_row(str(r["cycle"]), str(r.get("candidate")), f"{r['candidate_score']:.3f}",

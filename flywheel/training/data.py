@@ -2,8 +2,8 @@
 
 Steps, each reporting its counts:
 - `read_examples`: the messages, weights and ids of an EXAMPLE_SCHEMA Parquet file.
-- `check_eval_leaks`: refuse training rows whose input equals an eval item's input
-  (`flywheel.core.text.input_match_key`).
+- `check_eval_leaks`: refuse training rows that copy an eval item's input, up to a few character
+  edits (`flywheel.curation.steps.decontamination.eval_near_copies`, the curation step's rule).
 - `repeats_for_weight`: sample weights become repetitions (rounded half up).
 - `tokenize_conversation`: the base tokenizer's chat template renders the conversation; the loss mask
   covers assistant turns only. Templates with `{% generation %}` markers give the mask directly
@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flywheel.config import CurationConfig
 from flywheel.core.errors import InputError
-from flywheel.core.text import input_match_key, last_user_text
+from flywheel.curation.steps.decontamination import eval_near_copies
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -81,23 +82,19 @@ class Leak:
     train_row: int
     eval_row: int
     input_text: str
+    edits: int = 0  # character edits between the training input and the eval input (normalised)
 
 
 def find_eval_leaks(
-    train_messages: Sequence[list[dict[str, str]]], eval_messages: Sequence[list[dict[str, str]]]
+    train_messages: Sequence[list[dict[str, str]]],
+    eval_messages: Sequence[list[dict[str, str]]],
+    config: CurationConfig | None = None,
 ) -> list[Leak]:
-    """Training rows whose last user input has the same `input_match_key` as an eval item's input."""
-    eval_index: dict[str, int] = {}
-    for i, msgs in enumerate(eval_messages):
-        key = input_match_key(last_user_text(msgs))
-        if key:
-            eval_index.setdefault(key, i)
-    leaks = []
-    for i, msgs in enumerate(train_messages):
-        key = input_match_key(last_user_text(msgs))
-        if key in eval_index:
-            leaks.append(Leak(train_row=i, eval_row=eval_index[key], input_text=last_user_text(msgs)[:120]))
-    return leaks
+    """Training rows with a user turn within a few character edits of an eval item's input: the curation
+    step's rule (`eval_near_copies`, thresholds from `config`, the project's curation section; defaults
+    when None), so data that curation let through is never refused here, nor the reverse."""
+    return [Leak(train_row=c.train_row, eval_row=c.eval_row, input_text=c.text[:120], edits=c.edits)
+            for c in eval_near_copies(train_messages, eval_messages, config)]
 
 
 def check_eval_leaks(
@@ -107,14 +104,17 @@ def check_eval_leaks(
     train_source: str = "train.parquet",
     eval_source: str = "eval set",
     example_ids: Sequence[str] | None = None,
+    config: CurationConfig | None = None,
 ) -> int:
-    """Raise `EvalLeakError` naming the rows when any training input is an eval input; else return 0."""
-    leaks = find_eval_leaks(train_messages, eval_messages)
+    """Raise `EvalLeakError` naming the rows when any training input copies an eval input; else return 0."""
+    leaks = find_eval_leaks(train_messages, eval_messages, config)
     if leaks:
         shown = "; ".join(
             f"{train_source} row {lk.train_row}"
             + (f" (example_id {example_ids[lk.train_row]})" if example_ids is not None else "")
-            + f" = {eval_source} row {lk.eval_row}: {lk.input_text!r}"
+            + (f" = {eval_source} row {lk.eval_row}" if lk.edits == 0
+               else f" ~ {eval_source} row {lk.eval_row} ({lk.edits} character edit(s))")
+            + f": {lk.input_text!r}"
             for lk in leaks[:5]
         )
         more = f" and {len(leaks) - 5} more" if len(leaks) > 5 else ""

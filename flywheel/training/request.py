@@ -29,6 +29,9 @@ class TrainingRequest(BaseModel):
         None, description="content hash of the eval set (default: hashed from the eval set's rows)"
     )
     force: bool = Field(False, description="retrain even when models/<version>/ already exists")
+    seed_replicates: int = Field(
+        0, ge=0, description="also train the dataset with this many other seeds (evaluation.seed_replicates)"
+    )
 
 
 @dataclass
@@ -39,6 +42,7 @@ class TrainingResult:
     eval_set_hash: str | None
     reused: bool
     manifest: dict[str, Any] = field(default_factory=dict)
+    replicates: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,7 +18,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from flywheel.models.artifact import (
     eval_set_hash,
     file_sha256,
     model_version_id,
+    seed_replicate_ids,
     verify_adapter,
     write_candidate,
 )
@@ -244,7 +245,9 @@ def train(
     """LoRA SFT on a dataset version; writes `models/<version>/` atomically and `models/candidate.json`.
 
     Refuses (before any training) an eval-set leak and a dataset whose assistant mask is empty; reuses
-    an intact `models/<version>/` of the same inputs unless `request.force`."""
+    an intact `models/<version>/` of the same inputs unless `request.force`. With
+    `request.seed_replicates` = k it then trains the same data with seeds `seed+1 .. seed+k` (their own
+    folders, never the candidate), from which the gate measures training-seed noise."""
     say = log or (lambda msg: None)
     cfg = request.training
     home = FlywheelHome(request.home)
@@ -266,18 +269,47 @@ def train(
             example_ids=example_ids,
         )
         say(f"leak check: {len(messages)} training inputs vs {len(eval_messages)} eval inputs, 0 leaks")
-    version = model_version_id(dataset_version, cfg, eval_hash)
+    inputs = _FitInputs(home, dataset_version, train_path, messages, weights, eval_hash, request.force)
+    version, target, manifest, reused = _fit(inputs, cfg, say, on_loss, callbacks)
+    write_candidate(home, ModelArtifact(version, target, manifest))
+    replicates = []
+    for k, rid in enumerate(seed_replicate_ids(dataset_version, cfg, eval_hash, request.seed_replicates), start=1):
+        say(f"seed replicate {k} of {request.seed_replicates}: seed {cfg.seed + k} -> {rid}")
+        replicates.append(_fit(inputs, cfg.model_copy(update={"seed": cfg.seed + k}), say, None, ())[0])
+    return TrainingResult(version, str(target), dataset_version, eval_hash, reused, manifest, replicates)
+
+
+@dataclass(frozen=True)
+class _FitInputs:
+    home: FlywheelHome
+    dataset_version: str
+    train_path: Path
+    messages: list[list[dict[str, str]]]
+    weights: list[float | None]
+    eval_hash: str | None
+    force: bool
+
+
+def _fit(
+    inputs: _FitInputs,
+    cfg: TrainingConfig,
+    say: Callable[[str], None],
+    on_loss: Callable[[dict[str, float]], None] | None,
+    callbacks: Sequence[TrainerCallback],
+) -> tuple[str, Path, dict[str, Any], bool]:
+    """Train one model version (or reuse an intact one): (version, folder, manifest, reused)."""
+    home, dataset_version = inputs.home, inputs.dataset_version
+    version = model_version_id(dataset_version, cfg, inputs.eval_hash)
     target = home.model(version)
 
-    if not request.force and (target / "manifest.json").is_file():
+    if not inputs.force and (target / "manifest.json").is_file():
         try:
             manifest = verify_adapter(target)
         except AdapterError as exc:
             say(f"existing {target} is unusable ({exc}): training it again")
         else:
             say(f"model version {version} already trained from the same inputs: reusing {target}")
-            write_candidate(home, ModelArtifact(version, target, manifest))
-            return TrainingResult(version, str(target), dataset_version, eval_hash, True, manifest)
+            return version, target, manifest, True
 
     from transformers import set_seed
 
@@ -285,7 +317,8 @@ def train(
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.base_model, home)
     data = tokenize_examples(
-        tokenizer, messages, weights, max_length=cfg.max_length, seed=cfg.seed, source=str(train_path)
+        tokenizer, inputs.messages, inputs.weights, max_length=cfg.max_length, seed=cfg.seed,
+        source=str(inputs.train_path)
     )
     say(
         f"tokenized {data.counts['examples']} examples -> {data.counts['rows']} rows (weight repeats), "
@@ -334,7 +367,7 @@ def train(
             manifest = {
                 "version": version,
                 "dataset_version": dataset_version,
-                "eval_set_hash": eval_hash,
+                "eval_set_hash": inputs.eval_hash,
                 "base_model": cfg.base_model,
                 "base_model_resolved": resolve_base(cfg.base_model, home),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -348,8 +381,7 @@ def train(
                 "files": {name: file_sha256(tmp / name) for name in ADAPTER_FILES},
             }
             write_json(manifest, tmp / "manifest.json")
-    write_candidate(home, ModelArtifact(version, target, manifest))
     say(
         f"wrote {target} (loss {metrics['first_loss']} -> {metrics['final_loss']}, {metrics['tokens_per_s']} tokens/s)"
     )
-    return TrainingResult(version, str(target), dataset_version, eval_hash, False, manifest)
+    return version, target, manifest, False

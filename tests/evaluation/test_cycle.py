@@ -1,5 +1,6 @@
 """The evaluation cycle through Dagster end to end: the eval set is frozen until a new version, a better
-candidate is promoted, a worse one is blocked and recorded as rejected, a leaking one is refused."""
+candidate is promoted, a worse one is blocked and recorded as rejected, a leaking one is refused, and a
+candidate evaluated on an edited eval set is blocked whatever was selected. Held and blocked runs succeed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from assets.evaluation import (
     eval_set_min_items,
     eval_set_rows_valid,
     fixed_eval_set,
-    no_regression,
+    gate_recheck,
 )
 from assets.resources import FlywheelResource
 from flywheel.core.storage import FlywheelHome
@@ -34,7 +35,7 @@ from tests.evaluation.eval_files import (
 from tests.models.artifacts import install_model
 
 EVAL_ASSETS = [fixed_eval_set, candidate_evaluation, champion_model, eval_set_min_items, eval_set_rows_valid,
-               eval_set_has_slices, eval_set_frozen, no_regression]
+               eval_set_has_slices, eval_set_frozen, gate_recheck]
 
 
 def _project(tmp_path: Path, **evaluation: object) -> Path:
@@ -105,7 +106,9 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     # cycle 1: the trained adapter beats the base model -> promoted
     install_model(home, "v-better", adapters["better"])
     r = _run(project, home)
-    assert _check(r, "no_regression").passed, _check(r, "no_regression").description
+    assert r.success and _check(r, "gate_verdict").passed, _check(r, "gate_verdict").description
+    assert _check(r, "gate_verdict").description.startswith("promoted: improvement")
+    assert _check(r, "gate_recheck").passed
     assert r.get_asset_materialization_events()[-1].asset_key == dg.AssetKey("champion_model")
     champ_meta = r.get_asset_materialization_events()[-1].materialization.metadata
     assert champ_meta["serving_warnings"].value == "none"  # a real trained adapter is servable by vLLM as is
@@ -118,11 +121,13 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     answers = pq.read_table(home.reports() / "evaluations" / "v-better" / "answers.parquet")
     assert answers.num_rows == 100 and {"candidate_chrf", "champion_chrf", "reference"} <= set(answers.column_names)
 
-    # cycle 2: a random LoRA is worse -> blocked, recorded as rejected, champion untouched
+    # cycle 2: a random LoRA is worse -> blocked (an outcome: the run succeeds), recorded as rejected,
+    # champion_model skipped, champion untouched
     install_model(home, "v-worse", adapters["worse"])
     r = _run(project, home)
-    check = _check(r, "no_regression")
-    assert not check.passed and "chrf" in check.description
+    check = _check(r, "gate_verdict")
+    assert r.success and not check.passed and check.description.startswith("blocked: regression")
+    assert check.severity == dg.AssetCheckSeverity.WARN and "chrf" in check.description
     materialized = {e.asset_key for e in r.get_asset_materialization_events()}
     assert dg.AssetKey("champion_model") not in materialized
     assert registry.current_champion(db).version == "v-better"
@@ -133,7 +138,7 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     meta = next(e for e in r.get_asset_materialization_events()
                 if e.asset_key == dg.AssetKey("candidate_evaluation")).materialization.metadata
     assert "| slice | input | reference | candidate | champion |" in meta["worst_regressions"].value
-    assert meta["gate_passed"].value is False and "**overall**" in meta["scores"].value
+    assert meta["outcome"].value == "blocked" and "**overall**" in meta["scores"].value
     assert "| 2 | v-worse | v-better |" in meta["score_history_table"].value
 
     # cycle 3: the same worse model trained on data holding an eval item is refused for the leak too;
@@ -141,12 +146,38 @@ def test_better_candidate_promoted_worse_blocked(adapters: dict[str, Path], tmp_
     write_dataset(home, "ds-leak", ["unrelated question", "Clean Q0"])
     install_model(home, "v-leak", adapters["worse"], dataset_version="ds-leak")
     r = _run(project, home)
-    check = _check(r, "no_regression")
-    assert not check.passed and "appear in the candidate's training data" in check.description
+    check = _check(r, "gate_verdict")
+    assert r.success and not check.passed and "appear in the candidate's training data" in check.description
     summary = json.loads((home.reports() / "evaluations" / "v-leak" / "summary.json").read_text())
     assert summary["champion_answers_cached"] is True
 
     rows = history.score_history(db, 1)
     assert [(h["candidate"], h["outcome"]) for h in rows] == [
-        ("v-better", "promoted"), ("v-worse", "rejected"), ("v-leak", "rejected")]
+        ("v-better", "promoted"), ("v-worse", "blocked"), ("v-leak", "blocked")]
     assert (home.reports() / "evaluations" / "v-leak" / "score_history.png").exists()
+
+
+def test_a_changed_eval_set_cannot_sneak_past_the_freeze(adapters: dict[str, Path], tmp_path: Path) -> None:
+    """Edit eval.jsonl, materialize only fixed_eval_set (its check fails but the asset is written), then
+    evaluate and promote: the gate compares the evaluated hash with the frozen one and blocks."""
+    home = FlywheelHome(tmp_path / "home")
+    project = _project(tmp_path)
+    write_eval_file(project / "eval.jsonl", eval_rows(100))
+    write_dataset(home, "ds1", ["unrelated question", "another one"])
+    install_model(home, "v-first", adapters["worse"])
+    _run(project, home)  # freezes eval set version 1 (the worse model is blocked: no champion yet)
+    frozen = registry.frozen_eval_set(home.database_url(), 1)["content_hash"]
+
+    edited = eval_rows(100)
+    for row in edited[:30]:
+        row["messages"][1]["content"] = "changed"
+    write_eval_file(project / "eval.jsonl", edited)
+    r = _run(project, home, [fixed_eval_set, eval_set_frozen])
+    assert not _check(r, "eval_set_frozen").passed
+    install_model(home, "v-better", adapters["better"])
+    r = _run(project, home, [candidate_evaluation, champion_model])
+    check = _check(r, "gate_verdict")
+    assert r.success and not check.passed and f"not the frozen {frozen}" in check.description
+    assert registry.current_champion(home.database_url()) is None
+    assert dg.AssetKey("champion_model") not in {e.asset_key for e in r.get_asset_materialization_events()}
+    assert [h["candidate"] for h in history.score_history(home.database_url(), 1)] == ["v-first"]

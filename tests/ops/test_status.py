@@ -62,7 +62,8 @@ def test_full_status(home: FlywheelHome, project_dir: Path) -> None:
         registry.record_candidate(db, version, dataset_version="abc123def456", base_model="tiny", adapter_path=None,
                                   eval_set_hash="h", eval_set_version=1, scores={"overall": {"chrf": score}},
                                   gate_passed=version != "m3", gate_reasons=[])
-        history.record_evaluation(db, _summary(version, "base", score, 0.4, {"clean": (score, 0.4)}), version != "m3")
+        history.record_evaluation(db, _summary(version, "base", score, 0.4, {"clean": (score, 0.4)}),
+                                  "promoted" if version != "m3" else "blocked")
         if version != "m3":
             registry.promote(db, version, by="test", reason="passed")
 
@@ -77,7 +78,7 @@ def test_full_status(home: FlywheelHome, project_dir: Path) -> None:
     assert [r["candidate_score"] for r in st.history] == [0.41, 0.58, 0.55]
     assert st.sparkline() == sparkline([0.41, 0.58, 0.55]) and st.sparkline()[1] == "█"
     text = _render(st)
-    for expected in ("2026-11-02", "1/4", "abc123def456", "real_synthetic_ratio", "m2", "0.580", "rejected", "daily capture"):
+    for expected in ("2026-11-02", "1/4", "abc123def456", "real_synthetic_ratio", "m2", "0.580", "blocked", "daily capture"):
         assert expected in text, expected
 
 
