@@ -57,4 +57,11 @@ retrain = dg.define_asset_job(
     tags=RETRAIN_RUN_TAGS,
 )
 
-ALL_JOBS = [daily_capture, weekly_labeling, weekly_reviewed_examples, retrain]
+source_admission = dg.define_asset_job(
+    "source_admission",
+    selection=dg.AssetSelection.assets("seed_examples", "synthetic_examples", "distilled_examples"),
+    description="Read the example source files; a new synthetic or distilled file gets its admission sample "
+    "sent for review (its rows train only once the sample passes).",
+)
+
+ALL_JOBS = [daily_capture, weekly_labeling, weekly_reviewed_examples, source_admission, retrain]

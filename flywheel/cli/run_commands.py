@@ -19,6 +19,8 @@ from flywheel.cli.app import app
 from flywheel.cli.output import console, fail
 from flywheel.core.errors import StateError
 from flywheel.core.storage import DATABASE_URL_ENV, HOME_ENV, FlywheelHome
+from flywheel.demo.cycles import DemoError
+from flywheel.demo.project import DEFAULT_TRAINING_SEED, DEMO_PROJECT_DIR, reset_home
 from flywheel.ops.runs import Orchestrator, load_orchestrator
 from flywheel.project import PROJECT_ENV
 
@@ -66,15 +68,18 @@ def _output_to(log_path: Path) -> Iterator[Console]:
 
 @app.command()
 def demo(
-    small: bool = typer.Option(False, help="a reduced scenario (fewer rows, two cycles): about a minute"),
+    small: bool = typer.Option(False, help="a reduced scenario (fewer rows, three short cycles): a few minutes"),
     keep: bool = typer.Option(False, help="keep the previous demo state instead of starting clean"),
+    seed: int = typer.Option(DEFAULT_TRAINING_SEED, "--seed", help="the training seed (the story must not depend on it)"),
 ) -> None:
-    """Run the deterministic demo: simulated traffic -> capture -> labeling -> simulated review -> dataset
-    -> retrain -> evaluation -> gate -> promotion, over several cycles, through the real Dagster jobs on
-    the instance in $DAGSTER_HOME. Writes $FLYWHEEL_HOME/reports/demo.md."""
+    """Run the deterministic demo: the champion serves simulated users -> capture -> labeling -> simulated
+    review -> source admission -> dataset -> retrain -> evaluation -> gate (promoted | held | blocked),
+    over several cycles, through the real Dagster jobs on the instance in $DAGSTER_HOME. Writes
+    $FLYWHEEL_HOME/reports/demo.md."""
     from rich.table import Table
 
-    from flywheel.demo.run import DEMO_PROJECT_DIR, DemoError, reset_home, run_demo, summary_rows
+    from flywheel.demo.report import interval_text, verdict_text
+    from flywheel.demo.run import run_demo
     from flywheel.demo.scenario import FULL, SMALL
 
     _ensure_dagster_home()
@@ -100,20 +105,23 @@ def demo(
                 terminal.log(msg)
                 spinner.update(msg)
 
-            result = run_demo(runner, fw_home, size=SMALL if small else FULL, keep=True, say=say)
+            result = run_demo(runner, fw_home, size=SMALL if small else FULL, keep=True, say=say, training_seed=seed)
     except DemoError as exc:
         fail(f"{exc} (see {log_path})", code=1)
-    table = Table(title=f"flywheel demo: {len(result.cycles)} cycles in {result.seconds:.0f} s "
+    table = Table(title=f"flywheel demo: {len(result.cycles)} cycles in {result.seconds:.0f} s, training seed {seed} "
                         "(chrF on the fixed eval set; full reasons in the report)")
-    for col in ("cycle", "examples by source", "dataset", "overall", "clean", "messy", "edge", "outcome"):
+    for col in ("cycle", "trigger", "live neg. rate", "examples by source", "overall", "clean", "messy", "edge",
+                "Δ [95% interval]", "verdict"):
         table.add_column(col, overflow="fold")
     short = {"human": "human", "human_fixed": "fixed", "real": "real", "synthetic": "synth", "distilled": "distilled"}
-    for r in summary_rows(result.cycles):
-        cycle = result.cycles[len(table.rows)]
-        sources = " ".join(f"{short.get(k, k)} {v}" for k, v in sorted(cycle.by_source.items()))
-        outcome = "promoted" if cycle.promoted else "blocked: " + (cycle.blocked_reason or "").split(";")[0][:60]
-        table.add_row(r["cycle"], sources, (cycle.dataset_version or "-")[:8], r["overall"], r["clean"], r["messy"],
-                      r["edge_case"], outcome, style="green" if cycle.promoted else "red")
+    styles = {"promoted": "green", "held": "yellow", "blocked": "red"}
+    for c in result.cycles:
+        sources = " ".join(f"{short.get(k, k)} {v}" for k, v in sorted(c.by_source.items()))
+        if c.held_out:
+            sources += f" (held out: {', '.join(c.held_out)})"
+        table.add_row(f"{c.number} {c.name}", c.trigger, f"{c.served.negative_rate:.0%}" if c.served else "-", sources,
+                      *(f"{c.scores.get(k, float('nan')):.3f}" for k in ("overall", "clean", "messy", "edge_case")),
+                      interval_text(c), verdict_text(c, 90), style=styles.get(c.outcome, ""))
     console.print(table)
     console.print(f"report: {result.report}\nproject: {result.project_dir}\n"
                   f"next: `make ui` (runs, lineage, checks) and `FLYWHEEL_PROJECT={result.project_dir} flywheel status`")

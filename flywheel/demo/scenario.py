@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rapidfuzz import fuzz
+
 PRODUCT = "Nimbus Notes"
 SIMULATED_REVIEWER = "simulated-reviewer"
 
@@ -113,12 +115,14 @@ class ScenarioSize:
     traffic_per_day: int = 60
     batch_size: int = 80
     min_examples: int = 200  # the guide's floor; the reduced test scenario lowers it
+    admission_sample: int = 100  # rows of each synthetic file a reviewer checks before it may train
+    seed_replicates: int = 1  # per candidate: the training-seed noise the gate widens its intervals by
 
 
 FULL = ScenarioSize()
 SMALL = ScenarioSize(seed_per_intent=3, synthetic_per_intent=4, broken_per_intent=8, eval_clean=40, eval_messy=40,
                      eval_edge=34, traffic_days=3, traffic_per_day=40, batch_size=60,
-                     min_examples=100)
+                     min_examples=100, admission_sample=30)
 
 
 def conversation(user: str, intent: str) -> list[dict[str, str]]:
@@ -191,6 +195,7 @@ class ScenarioFiles:
     broken: list[dict[str, Any]]
     eval_set: list[dict[str, Any]]
     taken_inputs: set[str] = field(default_factory=set)
+    truth: dict[str, str] = field(default_factory=dict)  # lower-cased input of every source row -> its intent
 
 
 GENERATOR_A = "sim-gpt-polite-v1"
@@ -222,10 +227,13 @@ def build_files(size: ScenarioSize = FULL, seed: int = 7) -> ScenarioFiles:
         eval_rows.append({"messages": conversation(text.capitalize() + "?", "out_of_scope"), "slice": "edge_case",
                           "intent": "out_of_scope"})
 
+    truth: dict[str, str] = {}
+
     def rows(templates: list[str], n: int, generator: str | None) -> list[dict[str, Any]]:
         out = []
         for intent in INTENTS:
             for text in _unique(_phrasings(rng, templates, CORES[intent]), n, taken):
+                truth[text.lower().strip()] = intent
                 row: dict[str, Any] = {"messages": conversation(text, intent)}
                 if generator:
                     row["generator"] = generator
@@ -234,6 +242,7 @@ def build_files(size: ScenarioSize = FULL, seed: int = 7) -> ScenarioFiles:
             phrased = rng.choice(templates).format(c=text)
             if phrased.lower().strip() not in taken:
                 taken.add(phrased.lower().strip())
+                truth[phrased.lower().strip()] = "out_of_scope"
                 row = {"messages": conversation(phrased, "out_of_scope")}
                 if generator:
                     row["generator"] = generator
@@ -249,13 +258,13 @@ def build_files(size: ScenarioSize = FULL, seed: int = 7) -> ScenarioFiles:
     rotated = answers[len(answers) // 3:] + answers[: len(answers) // 3]
     for r, wrong in zip(broken, rotated, strict=True):
         r["messages"][-1] = {"role": "assistant", "content": wrong}
-    return ScenarioFiles(seed_rows, synthetic_a, synthetic_b, broken, eval_rows, taken)
+    return ScenarioFiles(seed_rows, synthetic_a, synthetic_b, broken, eval_rows, taken, truth)
 
 
 # --- production traffic ----------------------------------------------------------------------
 @dataclass
-class Interaction:
-    """One simulated production request, its answer, what the user did next, and the ground truth."""
+class Request:
+    """One simulated production request (what the user typed) and its ground truth (the intent)."""
 
     interaction_id: str
     ts: datetime
@@ -263,72 +272,82 @@ class Interaction:
     user_id: str
     text: str
     intent: str
-    output: str
-    confidence: float
     latency_ms: float
+    base: str  # the request's core, for a reworded resubmission
+
+
+@dataclass
+class Reaction:
+    """What the user did after reading the answer: feedback events, and maybe a reworded resubmission."""
+
+    right: bool
     feedback: list[dict[str, Any]]
+    resubmission: Request | None = None
 
 
-def _model_answer(rng: random.Random, intent: str, messy: bool, skill: float) -> str:
-    """What the deployed model said: right for clean inputs, often wrong for messy ones (`skill` 0-1)."""
-    p_right = 0.9 if not messy else skill
-    if rng.random() < p_right:
-        return ANSWERS[intent]
-    return ANSWERS[rng.choice([i for i in INTENTS if i != intent])]
+DRIFT_EDGE_SHARE = 0.6  # the Android launch week: device details, order numbers, e-mail addresses, shouting
 
 
-def simulate_traffic(day: str, size: ScenarioSize, skill: float, model_version: str, seed: int = 11,
-                     taken: set[str] | None = None) -> list[Interaction]:
-    """One day of traffic (UTC) from ~`traffic_per_day` users; `skill` is the model's accuracy on messy input."""
-    rng = random.Random(f"{seed}:{day}")
+def simulate_requests(day: str, size: ScenarioSize, seed: int = 11, taken: set[str] | None = None,
+                      drift: bool = False) -> list[Request]:
+    """One day of requests (UTC) from ~`traffic_per_day` users. Users write short, misspelled messages;
+    15% are edge cases (one word, shouting, order numbers, e-mail addresses, device details), 60% in a
+    drift week (the Android app launched and its users write like that)."""
+    rng = random.Random(f"{seed}:{day}:{int(drift)}")
     start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    out: list[Interaction] = []
+    out: list[Request] = []
     n = size.traffic_per_day
+    edge_share = DRIFT_EDGE_SHARE if drift else 0.15
     seconds = sorted(rng.randrange(7 * 3600, 23 * 3600) for _ in range(n))
     for k, sec in enumerate(seconds):
         intent = rng.choice(INTENTS) if rng.random() > 0.04 else "out_of_scope"
         base = rng.choice(CORES[intent]) if intent != "out_of_scope" else rng.choice(OUT_OF_SCOPE)
         roll = rng.random()
-        messy = roll < 0.75
-        if intent != "out_of_scope" and roll < 0.15:  # shouting, order numbers, e-mail addresses, one word
+        if intent != "out_of_scope" and roll < edge_share:
             text = next(_edge_inputs(rng, intent))
-        elif messy:
+        elif roll < edge_share + (1 - edge_share) * 0.7:
             text = messify(rng.choice(MESSY_OPENERS).format(c=base), rng)
         else:
             text = rng.choice(CLEAN_OPENERS).format(c=base)
         if taken is not None and text.lower().strip() in taken:
             text = f"{text} thx"
-        ts = start + timedelta(seconds=sec)
-        iid = f"{day.replace('-', '')}-{k:04d}"
-        session, user = f"s-{day}-{k:04d}", f"u{rng.randrange(400):03d}"
-        output = ANSWERS[intent] if intent == "out_of_scope" else _model_answer(rng, intent, messy, skill)
-        right = output == ANSWERS[intent]
-        confidence = round(rng.uniform(0.55, 0.95) if right else rng.uniform(0.2, 0.7), 3)
-        feedback: list[dict[str, Any]] = []
-        inter = Interaction(iid, ts, session, user, text, intent, output, confidence,
-                            round(rng.uniform(120, 900), 1), feedback)
-        out.append(inter)
-        if right:
-            if rng.random() < 0.45:
-                feedback.append({"interaction_id": iid, "ts": ts + timedelta(seconds=rng.randint(3, 40)), "kind": "copy"})
-            continue
-        roll = rng.random()
-        if roll < 0.45:  # resubmits a reworded request in the same session shortly after
-            again = messify(rng.choice(MESSY_OPENERS).format(c=base), rng)
-            t2 = ts + timedelta(seconds=rng.randint(15, 90))
-            out.append(Interaction(f"{iid}-r", t2, session, user, again, intent, ANSWERS[intent], 0.6,
-                                   round(rng.uniform(120, 900), 1), []))
-        elif roll < 0.75:  # corrects the answer (pastes what it should have said)
-            feedback.append({"interaction_id": iid, "ts": ts + timedelta(seconds=rng.randint(20, 120)),
-                             "kind": "correction", "text": ANSWERS[intent]})
-        elif roll < 0.9:
-            feedback.append({"interaction_id": iid, "ts": ts + timedelta(seconds=rng.randint(5, 60)), "kind": "thumbs_down"})
+        out.append(Request(f"{day.replace('-', '')}-{k:04d}", start + timedelta(seconds=sec), f"s-{day}-{k:04d}",
+                           f"u{rng.randrange(400):03d}", text, intent, round(rng.uniform(120, 900), 1), base))
     return out
 
 
-def truth_of(interactions: list[Interaction]) -> dict[str, str]:
+def is_right(output: str, intent: str) -> bool:
+    """Did the model give the intent's answer? (users and the simulated reviewer judge alike)"""
+    return fuzz.ratio(output.strip(), ANSWERS[intent]) >= 90
+
+
+def react(request: Request, output: str, seed: int = 11) -> Reaction:
+    """The simulated user reads the model's answer: copies a right one (45%); after a wrong one resubmits a
+    reworded request (45%), pastes the right answer as a correction (30%), or gives a thumbs down (15%)."""
+    rng = random.Random(f"{seed}:{request.interaction_id}:react")
+    iid, ts = request.interaction_id, request.ts
+    if is_right(output, request.intent):
+        feedback = [{"interaction_id": iid, "ts": ts + timedelta(seconds=rng.randint(3, 40)), "kind": "copy"}] \
+            if rng.random() < 0.45 else []
+        return Reaction(True, feedback)
+    roll = rng.random()
+    if roll < 0.45:
+        again = messify(rng.choice(MESSY_OPENERS).format(c=request.base), rng)
+        t2 = ts + timedelta(seconds=rng.randint(15, 90))
+        return Reaction(False, [], Request(f"{iid}-r", t2, request.session_id, request.user_id, again, request.intent,
+                                           round(rng.uniform(120, 900), 1), request.base))
+    if roll < 0.75:
+        return Reaction(False, [{"interaction_id": iid, "ts": ts + timedelta(seconds=rng.randint(20, 120)),
+                                 "kind": "correction", "text": ANSWERS[request.intent]}])
+    if roll < 0.9:
+        return Reaction(False, [{"interaction_id": iid, "ts": ts + timedelta(seconds=rng.randint(5, 60)),
+                                 "kind": "thumbs_down"}])
+    return Reaction(False, [])
+
+
+def truth_of(requests: list[Request]) -> dict[str, str]:
     """interaction_id -> intent (the ground truth the simulated reviewer decides from)."""
-    return {i.interaction_id: i.intent for i in interactions}
+    return {r.interaction_id: r.intent for r in requests}
 
 
 def review_verdict(input_text: str, output: str, intent: str | None) -> tuple[str, str | None]:
@@ -336,9 +355,24 @@ def review_verdict(input_text: str, output: str, intent: str | None) -> tuple[st
     reject what it cannot attribute to an intent. Returns (verdict, fixed answer or None)."""
     if intent is None or intent not in ANSWERS or not input_text.strip():
         return "reject", None
-    if output.strip() == ANSWERS[intent]:
+    if is_right(output, intent):
         return "pass", None
     return "fix", ANSWERS[intent]
+
+
+def intent_of_answer(answer: str) -> str | None:
+    """The intent whose canonical answer this is (None for anything else)."""
+    return next((i for i, a in ANSWERS.items() if fuzz.ratio(answer.strip(), a) >= 90), None)
+
+
+def sample_verdict(input_text: str, answer: str, truth: dict[str, str]) -> tuple[str, str | None]:
+    """The simulated reviewer of a source file's admission sample: the row's question's intent comes
+    from the scenario's ground truth (`truth`: normalised input -> intent); a right answer passes, a
+    wrong one is rejected (a generator's wrong answer is not worth fixing), an unknown question too."""
+    intent = truth.get(input_text.strip().lower())
+    if intent is None:
+        return "reject", None
+    return ("pass", None) if is_right(answer, intent) else ("reject", None)
 
 
 RUBRIC = f"""# Quality rubric: {PRODUCT} support assistant

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,13 +273,40 @@ def train(
         )
         say(f"leak check: {len(messages)} training inputs vs {len(eval_messages)} eval inputs, 0 leaks")
     inputs = _FitInputs(home, dataset_version, train_path, messages, weights, eval_hash, request.force)
-    version, target, manifest, reused = _fit(inputs, cfg, say, on_loss, callbacks)
-    write_candidate(home, ModelArtifact(version, target, manifest))
-    replicates = []
+    replica_cfgs = [cfg.model_copy(update={"seed": cfg.seed + k}) for k in range(1, request.seed_replicates + 1)]
     for k, rid in enumerate(seed_replicate_ids(dataset_version, cfg, eval_hash, request.seed_replicates), start=1):
         say(f"seed replicate {k} of {request.seed_replicates}: seed {cfg.seed + k} -> {rid}")
-        replicates.append(_fit(inputs, cfg.model_copy(update={"seed": cfg.seed + k}), say, None, ())[0])
+    # on a CPU the replicates train beside the candidate, one process per core, instead of after it
+    parallel = bool(replica_cfgs) and plan_device(cfg).device == "cpu" and (os.cpu_count() or 1) > 1
+    pool = _replicate_pool(len(replica_cfgs)) if parallel else None
+    try:
+        futures = [pool.submit(_fit_quietly, inputs, rc) for rc in replica_cfgs] if pool else []
+        version, target, manifest, reused = _fit(inputs, cfg, say, on_loss, callbacks)
+        write_candidate(home, ModelArtifact(version, target, manifest))
+        replicates = [f.result() for f in futures] if pool else [_fit(inputs, rc, say, None, ())[0] for rc in replica_cfgs]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return TrainingResult(version, str(target), dataset_version, eval_hash, reused, manifest, replicates)
+
+
+def _replicate_pool(workers: int) -> ProcessPoolExecutor:
+    """Spawned processes for seed replicates, the cores shared between them and this process."""
+    threads = max(1, (os.cpu_count() or 1) // (workers + 1))
+    _set_threads(threads)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_set_threads, initargs=(threads,))
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _fit_quietly(inputs: _FitInputs, cfg: TrainingConfig) -> str:
+    """A seed replicate in a worker process: the version it trained (or found intact)."""
+    return _fit(inputs, cfg, lambda _msg: None, None, ())[0]
 
 
 @dataclass(frozen=True)

@@ -139,15 +139,16 @@ def test_run_failure_alert_without_webhook_only_logs(resource: FlywheelResource,
 
 def _land_days(home: FlywheelHome, days: list[str]) -> None:
     from flywheel.capture.sdk import CaptureWriter
-    from flywheel.demo.scenario import SMALL, simulate_traffic
+    from flywheel.demo.scenario import ANSWERS, SMALL, react, simulate_requests
 
     with CaptureWriter(home) as writer:
         for day in days:
-            for it in simulate_traffic(day, SMALL, skill=0.4, model_version="m1"):
-                writer.log_interaction([{"role": "user", "content": it.text}], it.output, session_id=it.session_id,
-                                       user_id=it.user_id, model_version="m1", latency_ms=it.latency_ms,
-                                       confidence=it.confidence, interaction_id=it.interaction_id, ts=it.ts)
-                for fb in it.feedback:
+            for k, req in enumerate(simulate_requests(day, SMALL)):
+                output = ANSWERS[req.intent] if k % 3 else ANSWERS["out_of_scope"]  # a model right 2 times in 3
+                writer.log_interaction([{"role": "user", "content": req.text}], output, session_id=req.session_id,
+                                       user_id=req.user_id, model_version="m1", latency_ms=req.latency_ms,
+                                       interaction_id=req.interaction_id, ts=req.ts)
+                for fb in react(req, output).feedback:
                     writer.log_feedback(fb["interaction_id"], fb["kind"], text=fb.get("text"), ts=fb["ts"])
 
 

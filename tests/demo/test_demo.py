@@ -11,7 +11,9 @@ import pytest
 from flywheel.capture.records import FEEDBACK_KINDS
 from flywheel.core.storage import FlywheelHome
 from flywheel.core.text import last_user_text
-from flywheel.demo.run import CycleResult, ReviewCounts, reset_home, write_project, write_report
+from flywheel.demo.cycles import CycleResult, ReviewCounts, cycles_for
+from flywheel.demo.project import project_config, reset_home, write_project
+from flywheel.demo.report import write_report
 from flywheel.demo.scenario import (
     ANSWERS,
     FULL,
@@ -20,9 +22,12 @@ from flywheel.demo.scenario import (
     INTENTS,
     SMALL,
     build_files,
+    react,
     review_verdict,
-    simulate_traffic,
+    sample_verdict,
+    simulate_requests,
 )
+from flywheel.demo.traffic import ServedWeek
 from flywheel.formats import load_file
 
 
@@ -62,18 +67,46 @@ def _cores(intent: str) -> list[str]:
     return CORES[intent]
 
 
-def test_traffic_is_messy_deterministic_and_has_feedback() -> None:
-    day = simulate_traffic("2026-10-26", FULL, skill=0.35, model_version="m1")
-    assert day == simulate_traffic("2026-10-26", FULL, skill=0.35, model_version="m1")
-    assert all(i.ts.date().isoformat() == "2026-10-26" for i in day)
-    texts = [i.text for i in day]
+def test_requests_are_messy_deterministic_and_users_react_to_the_answer() -> None:
+    day = simulate_requests("2026-10-26", FULL)
+    assert day == simulate_requests("2026-10-26", FULL)
+    assert all(r.ts.date().isoformat() == "2026-10-26" for r in day)
+    texts = [r.text for r in day]
     assert sum(t == t.lower() for t in texts) > 0.5 * len(texts)  # mostly lower case, typed in a hurry
     assert sum(len(t) < 45 for t in texts) > 0.6 * len(texts)
-    kinds = Counter(fb["kind"] for i in day for fb in i.feedback)
-    assert set(kinds) <= set(FEEDBACK_KINDS) and kinds["copy"] and kinds["correction"]
-    assert any(i.interaction_id.endswith("-r") for i in day)  # resubmissions in the same session
-    wrong = [i for i in day if i.output != ANSWERS[i.intent]]
-    assert 0.2 * len(day) < len(wrong) < 0.8 * len(day)
+    right = [react(r, ANSWERS[r.intent]) for r in day]
+    assert all(x.right and not x.resubmission for x in right)
+    assert {fb["kind"] for x in right for fb in x.feedback} == {"copy"}
+    wrong = [react(r, ANSWERS["out_of_scope" if r.intent != "out_of_scope" else "sync_issue"]) for r in day]
+    kinds = Counter(fb["kind"] for x in wrong for fb in x.feedback)
+    assert set(kinds) <= set(FEEDBACK_KINDS) and kinds["correction"] and kinds["thumbs_down"] and not kinds["copy"]
+    assert sum(x.resubmission is not None for x in wrong) > 0.3 * len(day)  # reworded in the same session
+    assert all(x.resubmission.session_id == r.session_id for r, x in zip(day, wrong, strict=True) if x.resubmission)
+
+
+def test_the_drift_week_brings_edge_style_requests() -> None:
+    def edgy(requests: list) -> int:
+        return sum(("@" in r.text or "android" in r.text or "!!!" in r.text or len(r.text.split()) == 1)
+                   for r in requests)
+
+    assert edgy(simulate_requests("2026-11-02", FULL, drift=True)) > 2 * edgy(simulate_requests("2026-11-02", FULL))
+
+
+def test_admission_reviewer_rejects_answers_of_other_questions() -> None:
+    files = build_files(SMALL)
+    good = files.synthetic_a[0]["messages"]
+    bad = files.broken[0]["messages"]
+    assert sample_verdict(good[0]["content"], good[1]["content"], files.truth) == ("pass", None)
+    assert sample_verdict(bad[0]["content"], bad[1]["content"], files.truth) == ("reject", None)
+
+
+def test_the_story_has_a_drift_trigger_a_held_out_file_and_a_recipe_regression() -> None:
+    cycles = cycles_for(FULL)
+    assert [c.trigger for c in cycles].count("metric_drop") == 1
+    assert any(c.add_broken_source for c in cycles) and cycles[-1].recipe
+    assert project_config(FULL, recipe={"epochs": 4.0})["training"]["epochs"] == 4.0
+    assert project_config(FULL, training_seed=3)["training"]["seed"] == 3
+    assert project_config(FULL)["evaluation"]["seed_replicates"] >= 1
 
 
 def test_simulated_reviewer_decides_from_ground_truth() -> None:
@@ -107,16 +140,25 @@ def test_report_and_plot(tmp_path: Path) -> None:
     home = FlywheelHome(tmp_path / "home")
     results = [
         CycleResult(1, "bootstrap", dataset_version="d1", by_source={"human": 40}, candidate="m1",
-                    scores={"overall": 0.41, "clean": 0.45, "messy": 0.43, "edge_case": 0.3}, promoted=True),
-        CycleResult(2, "real traffic", traffic={"interactions": 300, "quarantined": 0, "days": 5},
+                    scores={"overall": 0.41, "clean": 0.45, "messy": 0.43, "edge_case": 0.3},
+                    champion_scores={"overall": 0.05}, outcome="promoted", interval=(0.3, 0.42),
+                    reasons=["improvement: ..."]),
+        CycleResult(2, "week 1 traffic", traffic={"interactions": 300, "quarantined": 0, "days": 5},
+                    served=ServedWeek(requests=300, right=120, negatives=90), served_by="m1",
                     review=ReviewCounts(80, 8, 72, 0), dataset_version="d2", candidate="m2",
-                    scores={"overall": 0.6, "clean": 0.7, "messy": 0.66, "edge_case": 0.33}, promoted=True),
-        CycleResult(3, "planted regression", dataset_version="d3", candidate="m3", scores={"overall": 0.5},
-                    blocked_reason="chrf 0.5 vs champion m2 0.6"),
+                    held_out=["synthetic_batch_job.jsonl"], admission={"admission-x": ReviewCounts(30, 5, 0, 25)},
+                    scores={"overall": 0.6, "clean": 0.7, "messy": 0.66, "edge_case": 0.33},
+                    champion_scores={"overall": 0.41}, outcome="promoted", interval=(0.1, 0.28)),
+        CycleResult(3, "recipe change", dataset_version="d2", candidate="m3", scores={"overall": 0.5},
+                    champion_scores={"overall": 0.6}, outcome="blocked", interval=(-0.15, -0.05),
+                    reasons=["regression: chrf 0.5 vs champion m2 0.6"]),
     ]
-    report = write_report(home, results, 100.0, "full")
+    report = write_report(home, results, 100.0, "full", 42)
     text = report.read_text()
-    assert "| 2 real traffic |" in text and "blocked: chrf 0.5 vs champion m2 0.6" in text
-    assert "simulated-reviewer" in text
+    assert "| 2 week 1 traffic | quarterly | 30.0% |" in text
+    assert "blocked: regression: chrf 0.5 vs champion m2 0.6" in text
+    assert "simulated-reviewer" in text and "held out by the admission gate: synthetic_batch_job.jsonl" in text
+    assert "+0.190 [+0.100, +0.280]" in text
     png = home.reports() / "demo_scores.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert '"outcome": "blocked"' in (home.reports() / "demo.json").read_text()

@@ -26,6 +26,7 @@ from flywheel.models.artifact import (
     load_adapter,
     model_version_id,
     read_candidate,
+    seed_replicate_ids,
     verify_adapter,
 )
 from flywheel.models.serving import vllm_adapter_warnings
@@ -161,3 +162,19 @@ def test_lora_adapter_asset_through_pipes(tmp_path: Path) -> None:
     assert len(meta["loss_curve"].value["points"]) >= 2
     assert "data:image/png;base64," in meta["loss_curve_plot"].value
     assert read_candidate(home).version == version
+
+
+def test_seed_replicates_train_beside_the_candidate_and_never_become_it(home: FlywheelHome) -> None:
+    write_dataset(home, qa_examples(20))
+    req = request(home, max_steps=2).model_copy(update={"seed_replicates": 2})
+    result = train(req)
+    expected = seed_replicate_ids(result.dataset_version, req.training, result.eval_set_hash, 2)
+    assert result.replicates == expected and result.version not in expected
+    for rid in expected:
+        manifest = verify_adapter(home.model(rid))
+        assert manifest["version"] == rid
+    seeds = [json.loads((home.model(rid) / "training_config.json").read_text())["seed"] for rid in expected]
+    assert seeds == [req.training.seed + 1, req.training.seed + 2]
+    assert read_candidate(home).version == result.version
+    again = train(req)  # everything intact: reused, nothing retrained
+    assert again.reused and again.replicates == expected

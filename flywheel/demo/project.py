@@ -1,0 +1,95 @@
+"""The demo's project folder: flywheel.yaml tuned for the tiny model on a CPU, the rubric, the files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flywheel.core.storage import FlywheelHome, write_jsonl, write_text
+from flywheel.demo.scenario import RUBRIC as DEMO_RUBRIC
+from flywheel.demo.scenario import ScenarioFiles, ScenarioSize
+
+DEMO_PROJECT_DIR = "demo-project"
+DEMO_MARKER = ".flywheel-demo"
+BROKEN_FILE = "synthetic_batch_job.jsonl"
+DEFAULT_TRAINING_SEED = 42
+
+
+def project_config(size: ScenarioSize, broken: bool = False, training_seed: int = DEFAULT_TRAINING_SEED,
+                   recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The demo's flywheel.yaml: small thresholds and a training recipe tuned for the tiny model on a CPU.
+
+    `broken` lists the broken generator's file among the synthetic sources; `recipe` overrides training keys."""
+    synthetic = ["synthetic_polite.jsonl", "synthetic_terse.jsonl"] + ([BROKEN_FILE] if broken else [])
+    training = {
+        "base_model": "tiny",
+        "lora": {"r": 32, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear",
+                 "modules_to_save": ["embed_tokens", "lm_head"]},
+        "learning_rate": 0.002,
+        "epochs": 8.0,
+        "batch_size": 4,
+        "max_length": 256,
+        "seed": training_seed,
+    } | (recipe or {})
+    return {
+        "name": "nimbus-notes-support",
+        "rubric": "rubric.md",
+        "start_date": "2026-10-01",
+        "labeling": {"batch_size": size.batch_size, "seed": 0},
+        "sources": {"seed": ["seed.jsonl"], "synthetic": synthetic, "distilled": []},
+        "curation": {"min_examples": size.min_examples, "answer_max_chars": 80, "max_generator_share": 0.8,
+                     "review_sample_size": 10, **_admission(size)},
+        "training": training,
+        # slices of 34-45 items: the gate judges each by its interval; training-seed noise is measured on
+        # one seed replicate per candidate and pooled over the cycles
+        "evaluation": {"eval_set": "eval.jsonl", "max_new_tokens": 80, "batch_size": 32,
+                       "bootstrap_samples": 1000, "primary_metric": "chrf", "slice_tolerance": 0.05,
+                       "seed_replicates": size.seed_replicates},
+        "automation": {"timezone": "UTC", "metric_min_interactions": 50},
+    }
+
+
+def _admission(size: ScenarioSize) -> dict[str, Any]:
+    from flywheel.config import CurationConfig
+
+    return {"admission_sample_size": size.admission_sample} if "admission_sample_size" in CurationConfig.model_fields else {}
+
+
+def write_project_config(folder: Path, size: ScenarioSize, **options: Any) -> None:
+    write_text(yaml.safe_dump(project_config(size, **options), sort_keys=False), folder / "flywheel.yaml")
+
+
+def write_project(folder: Path, files: ScenarioFiles, size: ScenarioSize, training_seed: int = DEFAULT_TRAINING_SEED) -> None:
+    """Write the demo project: flywheel.yaml, the rubric, the seed, synthetic and eval files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_project_config(folder, size, training_seed=training_seed)
+    write_text(DEMO_RUBRIC, folder / "rubric.md")
+    write_jsonl([{"messages": r["messages"]} for r in files.seed], folder / "seed.jsonl")
+    write_jsonl(files.synthetic_a, folder / "synthetic_polite.jsonl")
+    write_jsonl(files.synthetic_b, folder / "synthetic_terse.jsonl")
+    write_jsonl(files.broken, folder / BROKEN_FILE)
+    write_jsonl([{"messages": r["messages"], "slice": r["slice"]} for r in files.eval_set], folder / "eval.jsonl")
+    write_text("written by `flywheel demo`; re-running the demo replaces this folder and the demo data\n",
+               folder / DEMO_MARKER)
+
+
+def reset_home(home: FlywheelHome) -> None:
+    """Start from a clean demo state: remove a previous demo's data (the cached tiny base model stays).
+
+    Refuses a home that holds data but no demo project, so the demo never wipes real traffic."""
+    root = home.root
+    if not root.exists():
+        return
+    entries = [p for p in root.iterdir() if p.name not in ("models",)]
+    models = [p for p in (root / "models").iterdir()] if (root / "models").is_dir() else []
+    if (entries or [m for m in models if m.name != "base-tiny"]) and not (root / DEMO_PROJECT_DIR / DEMO_MARKER).exists():
+        raise RuntimeError(f"{root}: holds data that the demo did not write; point FLYWHEEL_HOME at an empty "
+                           f"folder for the demo (the demo replaces everything under it)")
+    for p in entries:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for m in models:
+        if m.name != "base-tiny":
+            shutil.rmtree(m) if m.is_dir() else m.unlink()
