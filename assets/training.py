@@ -44,6 +44,7 @@ def lora_adapter(context: dg.AssetExecutionContext, flywheel: FlywheelResource) 
         dataset_version=latest_dataset_version(home),
         eval_set_path=str(eval_path),
         seed_replicates=project.evaluation.seed_replicates,
+        leak_rule=project.curation,
     )
     client = dg.PipesSubprocessClient(
         cwd=str(REPO_ROOT), env={"PYTHONPATH": str(REPO_ROOT), "TOKENIZERS_PARALLELISM": "false"}

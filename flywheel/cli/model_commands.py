@@ -59,7 +59,7 @@ def models_promote(
 ) -> None:
     """Make VERSION the champion; refused without --force when it failed the gate."""
     from flywheel.models import registry
-    from flywheel.models.serving import write_serving_export
+    from flywheel.models.serving import export_champion
 
     h, db = home_and_db(home, database_url)
     try:
@@ -67,7 +67,7 @@ def models_promote(
     except registry.RegistryError as exc:
         fail(str(exc))
     console.print(f"[bold green]{rec.version} is the champion[/] (promoted by {rec.promoted_by}: {rec.reason})")
-    _print_serving(write_serving_export(h, rec))
+    _print_serving(export_champion(h, db))
 
 
 @models_app.command("rollback")
@@ -79,7 +79,7 @@ def models_rollback(
 ) -> None:
     """Champion -> the previous champion; the current one is retired."""
     from flywheel.models import registry
-    from flywheel.models.serving import write_serving_export
+    from flywheel.models.serving import export_champion
 
     h, db = home_and_db(home, database_url)
     try:
@@ -87,7 +87,7 @@ def models_rollback(
     except registry.RegistryError as exc:
         fail(str(exc))
     console.print(f"retired {retired.version}; [bold green]{champion.version} is the champion again[/]")
-    _print_serving(write_serving_export(h, champion))
+    _print_serving(export_champion(h, db))
 
 
 @models_app.command("history")

@@ -11,6 +11,10 @@ Two engines build the same thing and are compared in `benchmarks/curation.py`:
 
 Candidate pairs are verified by the signature-estimated Jaccard similarity and joined into
 clusters with a union-find, so a bucket of k equal inputs costs k links, not k^2 pairs.
+
+Short texts have too few shingles for a Jaccard threshold to tell a typo from another question:
+`near_copies` finds the texts within a few character edits of a set of references instead (the eval
+set's near-copies in the training data, see `flywheel.curation.steps.decontamination`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import cdist
 
 from flywheel.core.errors import InputError
 from flywheel.core.text import shingle_form
@@ -223,3 +229,37 @@ def exact_jaccard(a: str, b: str, shingle: int = 5) -> float:
 
     sa, sb = shingles(a), shingles(b)
     return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
+
+
+def near_copies(texts: Sequence[str], references: Sequence[str], budgets: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(text, reference, edits) for every text within `budgets[reference]` edits of a reference: the
+    optimal-string-alignment distance (insert, delete, substitute, swap two adjacent characters).
+    Empty texts and references match nothing.
+
+    A distance is at least the length difference, so each reference is compared only with the texts
+    whose length lies within its budget (one `rapidfuzz.process.cdist` per reference length and budget,
+    distinct texts only): linear in the texts, whatever the number of references."""
+    distinct: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        if t:
+            distinct.setdefault(t, []).append(i)
+    uniq = list(distinct)
+    lengths = np.fromiter(map(len, uniq), dtype=np.int64, count=len(uniq))
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, (ref, budget) in enumerate(zip(references, budgets, strict=True)):
+        if ref and budget >= 0:
+            groups.setdefault((len(ref), int(budget)), []).append(j)
+    out: list[tuple[int, int, int]] = []
+    for (length, budget), refs in groups.items():
+        lo, hi = np.searchsorted(sorted_lengths, [length - budget, length + budget + 1])
+        if lo == hi:
+            continue
+        candidates = order[lo:hi]
+        dist = cdist([uniq[c] for c in candidates], [references[j] for j in refs], scorer=OSA.distance,
+                     score_cutoff=budget, dtype=np.int32)
+        for c, r in zip(*np.nonzero(dist <= budget), strict=True):
+            edits = int(dist[c, r])
+            out.extend((i, refs[r], edits) for i in distinct[uniq[candidates[c]]])
+    return sorted(out)

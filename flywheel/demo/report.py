@@ -30,8 +30,17 @@ def interval_text(r: CycleResult) -> str:
 
 
 def verdict_text(r: CycleResult, width: int | None = None) -> str:
-    first = r.reasons[0] if r.reasons else ""
-    text = r.outcome if r.promoted else f"{r.outcome}: {first}"
+    """The verdict and what it rests on, short: `blocked: regression; slices clean, messy`."""
+    kinds = []
+    for reason in r.reasons:
+        kind = reason.split(":", 1)[0]
+        if kind.startswith(("under-powered", "training-seed", "slice '")) or kind in kinds:
+            continue
+        kinds.append(kind)
+    slices = sorted({part.split("'")[1] for reason in r.reasons if reason.startswith(("slice regression", "slice '"))
+                     for part in [reason[reason.index("slice '"):]] if "'" in part})
+    detail = "; ".join([k for k in kinds if k != "slice regression"] + ([f"slices {', '.join(slices)}"] if slices else []))
+    text = f"{r.outcome}: {detail}" if detail and not r.promoted else r.outcome
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 

@@ -45,7 +45,7 @@ from flywheel.evaluation.seed_spread import (
 )
 from flywheel.models import history, registry
 from flywheel.models.artifact import ModelArtifact, eval_set_hash, read_artifact, read_candidate
-from flywheel.models.serving import write_serving_export
+from flywheel.models.serving import export_champion
 
 
 @dataclass
@@ -127,7 +127,7 @@ def evaluate_candidate(
         own = spread_of(main, diffs)
         summary["seed_spread_own"] = own
         summary["seed_spread"] = pooled_spread(own, earlier_spreads(home, eval_info["content_hash"], candidate.version))
-    leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_table)
+    leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_table, project.curation)
     summary["leaks"] = leaks
     summary["leak_problem"] = problem
     summary["frozen_eval_set_hash"] = frozen_hash
@@ -218,7 +218,7 @@ def check_candidate_gate(project: ProjectConfig, home: FlywheelHome, db_url: str
     run): (candidate, summary, decision, leaked items)."""
     candidate = read_candidate(home)
     summary = read_summary(home, candidate.version)
-    leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_set_table(home))
+    leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_set_table(home), project.curation)
     frozen = registry.frozen_eval_set(db_url, summary.get("eval_set_version", project.evaluation.eval_set_version))
     decision = gate(summary, project.evaluation, leaks, problem, frozen["content_hash"] if frozen else None)
     return candidate, summary, decision, len(leaks)
@@ -257,7 +257,7 @@ def promote_candidate(project: ProjectConfig, home: FlywheelHome, db_url: str, a
     if record.status == registry.CANDIDATE:
         record = registry.promote(db_url, candidate.version, by=actor,
                                   reason=f"passed the gate: {'; '.join(record.gate_reasons)}")
-    serving = write_serving_export(home, record, lora_name=project.name)
+    serving = export_champion(home, db_url, lora_name=project.name)
     rows = history.score_history(db_url, record.eval_set_version or project.evaluation.eval_set_version)
     plot = history.plot_score_history(rows, home.reports() / "score_history.png")
     return Promotion(record, serving, rows, plot)

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel.config import EvaluationConfig
+from flywheel.config import CurationConfig, EvaluationConfig
 from flywheel.core.errors import InputError
 from flywheel.core.storage import FlywheelHome
 from flywheel.core.text import last_user_text
@@ -164,15 +164,18 @@ def minimum_detectable_difference(scores: Sequence[float]) -> float:
 
 
 # --- leaks -----------------------------------------------------------------------------------
-def leaked_eval_items(eval_table: pa.Table, train_table: pa.Table) -> list[dict[str, str]]:
+def leaked_eval_items(eval_table: pa.Table, train_table: pa.Table,
+                      config: CurationConfig | None = None) -> list[dict[str, str]]:
     """Eval items whose input (last user turn, normalised) also appears as a training input: the same
     check training runs before its first step (`flywheel.training.data.find_eval_leaks`), from the eval side."""
     evals = eval_table.select(["example_id", "messages"]).to_pylist()
-    leaked = {lk.eval_row for lk in find_eval_leaks(train_table.column("messages").to_pylist(), [r["messages"] for r in evals])}
+    leaked = {lk.eval_row for lk in find_eval_leaks(train_table.column("messages").to_pylist(),
+                                                     [r["messages"] for r in evals], config)}
     return [{"example_id": evals[i]["example_id"], "input": last_user_text(evals[i]["messages"])} for i in sorted(leaked)]
 
 
-def training_data_leaks(home: FlywheelHome, dataset_version: str | None, eval_table: pa.Table) -> tuple[list[dict[str, str]], str | None]:
+def training_data_leaks(home: FlywheelHome, dataset_version: str | None, eval_table: pa.Table,
+                        config: CurationConfig | None = None) -> tuple[list[dict[str, str]], str | None]:
     """(leaked eval items, problem) for a candidate's dataset version; `problem` says why the training
     data could not be checked (which is itself a refusal)."""
     if not dataset_version:
@@ -180,4 +183,4 @@ def training_data_leaks(home: FlywheelHome, dataset_version: str | None, eval_ta
     train_path = home.dataset(dataset_version) / "train.parquet"
     if not train_path.exists():
         return [], f"{train_path}: training data of the candidate not found, so it cannot be checked for eval leaks"
-    return leaked_eval_items(eval_table, pq.read_table(train_path, columns=["messages"])), None
+    return leaked_eval_items(eval_table, pq.read_table(train_path, columns=["messages"]), config), None

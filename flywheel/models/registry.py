@@ -8,13 +8,22 @@ default, PostgreSQL with FLYWHEEL_DATABASE_URL). Tables (all `model_*`):
 - `model_events`: an append-only log of every status change, who did it and why (manual
   overrides included), and for champion changes the previous champion (what rollback returns to);
 - `model_evaluations`: one row per evaluation cycle (the fixed-set score history);
-- `model_eval_sets`: the frozen content hash of each eval-set version.
+- `model_eval_sets`: the frozen content hash of each eval-set version;
+- `model_registry_lock`: one row that status-changing transactions lock.
+
+One champion under any interleaving of processes: every status change runs in `_locked` (`BEGIN
+IMMEDIATE` on SQLite, `SELECT ... FOR UPDATE` of the lock row elsewhere), its updates are guarded by
+the status they expect (`UPDATE ... WHERE status = 'champion'`, rowcount checked), and a partial unique
+index (`status` where status = 'champion') makes a second champion impossible; opening a database
+creates that index, or refuses with the versions' names when the database already holds two.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +57,11 @@ model_versions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+ONE_CHAMPION_INDEX = "uq_model_versions_one_champion"
+# at most one row with status 'champion' (a partial unique index, on SQLite and PostgreSQL alike)
+sa.Index(ONE_CHAMPION_INDEX, model_versions.c.status, unique=True,
+         sqlite_where=model_versions.c.status == CHAMPION, postgresql_where=model_versions.c.status == CHAMPION)
 
 model_events = sa.Table(
     "model_events",
@@ -92,6 +106,14 @@ model_eval_sets = sa.Table(
     sa.Column("slices", sa.Text),  # JSON {slice: count}
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+model_registry_lock = sa.Table(
+    "model_registry_lock",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),  # one row, LOCK_ROW
+)
+LOCK_ROW = "status"
 
 
 class RegistryError(StateError):
@@ -145,10 +167,83 @@ def now_utc() -> datetime:
 
 
 def engine_for(engine_or_url: sa.Engine | str) -> sa.Engine:
-    """An engine with the registry tables created (accepts a URL or an engine)."""
+    """An engine with the registry tables, the one-champion index and the lock row in place (accepts a
+    URL or an engine). A database that already holds several champions is refused, naming them."""
     engine = sql_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
-    metadata.create_all(engine)
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError:  # another process created the tables between the check and the CREATE
+        metadata.create_all(engine)
+    with engine.connect() as conn:
+        has_index = sa.inspect(conn).has_index(model_versions.name, ONE_CHAMPION_INDEX)
+        has_lock_row = conn.execute(sa.select(model_registry_lock.c.name)
+                                    .where(model_registry_lock.c.name == LOCK_ROW)).first() is not None
+    if not has_index:
+        _create_one_champion_index(engine)
+    if not has_lock_row:
+        try:
+            with engine.begin() as conn:
+                conn.execute(model_registry_lock.insert().values(name=LOCK_ROW))
+        except sa.exc.IntegrityError:
+            pass  # another process inserted it first
     return engine
+
+
+def _create_one_champion_index(engine: sa.Engine) -> None:
+    """Add the one-champion index to a registry created before it existed."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(model_versions.c.version, model_versions.c.promoted_at)
+                            .where(model_versions.c.status == CHAMPION)
+                            .order_by(model_versions.c.version)).all()
+    if len(rows) > 1:
+        names = ", ".join(f"{r.version} (promoted {r.promoted_at:%Y-%m-%d %H:%M:%S})" if r.promoted_at
+                          else f"{r.version} (no promotion time)" for r in rows)
+        raise RegistryError(
+            f"model registry {engine.url.render_as_string(hide_password=True)}: {len(rows)} model versions are "
+            f"champion at once: {names}. A registry holds one champion: retire all but the one to serve "
+            f"(UPDATE model_versions SET status = 'retired' WHERE version IN (...)), then open it again")
+    index = next(i for i in model_versions.indexes if i.name == ONE_CHAMPION_INDEX)
+    try:
+        with engine.begin() as conn:
+            index.create(conn, checkfirst=True)
+    except sa.exc.DBAPIError:
+        with engine.connect() as conn:  # created by another process meanwhile: fine; else re-raise
+            if not sa.inspect(conn).has_index(model_versions.name, ONE_CHAMPION_INDEX):
+                raise
+
+
+@contextmanager
+def _locked(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction holding the registry's write lock from its first statement until it commits, so
+    what it reads is still true when it writes: `BEGIN IMMEDIATE` on SQLite (pysqlite would begin only
+    at the first write, after the reads), the lock row `SELECT ... FOR UPDATE` elsewhere (on PostgreSQL
+    every later statement of the transaction sees what the previous holder committed). A racing
+    champion that slips past anyway (a writer not using this lock) hits the one-champion index."""
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.execute(sa.select(model_registry_lock.c.name).where(model_registry_lock.c.name == LOCK_ROW)
+                         .with_for_update())
+            yield conn
+    except sa.exc.IntegrityError as exc:
+        raise RegistryError(f"the registry refused a status change that would break one of its rules "
+                            f"(one champion): {exc.orig}") from exc
+
+
+def _set_status(conn: sa.Connection, version: str, expected: str | None, **values: Any) -> None:
+    """Update `version` only while its status is still `expected` (a guarded write; it must hit one row)."""
+    guard = model_versions.c.status == expected if expected is not None else model_versions.c.status.is_(None)
+    done = conn.execute(model_versions.update().where(model_versions.c.version == version, guard).values(**values))
+    if done.rowcount != 1:
+        raise RegistryError(f"model version {version!r} is no longer {expected}: it changed while this "
+                            "operation ran; nothing was changed, try again")
+
+
+def _read(conn: sa.Connection, version: str) -> ModelRecord:
+    row = conn.execute(sa.select(model_versions).where(model_versions.c.version == version)).first()
+    require(row is not None, f"model version {version!r} vanished from the registry while it was written")
+    return ModelRecord.from_row(row)
 
 
 def default_actor() -> str:
@@ -231,7 +326,7 @@ def record_candidate(
         "scores": json.dumps(scores, sort_keys=True), "gate_passed": gate_passed,
         "gate_reasons": json.dumps(gate_reasons), "updated_at": now,
     }
-    with engine.begin() as conn:
+    with _locked(engine) as conn:
         row = conn.execute(sa.select(model_versions).where(model_versions.c.version == version)).first()
         if row is None:
             conn.execute(model_versions.insert().values(version=version, status=status, reason=reason,
@@ -242,11 +337,9 @@ def record_candidate(
             if old == CHAMPION:  # a re-evaluation of the champion leaves its record as it was
                 _event(conn, version, "evaluated", old, old, actor, f"re-evaluated: {reason}")
             else:
-                conn.execute(model_versions.update().where(model_versions.c.version == version)
-                             .values(status=status, reason=reason, **values))
+                _set_status(conn, version, old, status=status, reason=reason, **values)
                 _event(conn, version, "evaluated", old, status, actor, reason)
-    record = get_model(engine, version)
-    require(record is not None, f"model version {version!r} vanished from the registry after it was written")
+        record = _read(conn, version)
     return record
 
 
@@ -266,7 +359,7 @@ def promote(
     actor = by or default_actor()
     if not reason or not reason.strip():
         raise RegistryError("a promotion needs a reason")
-    with engine.begin() as conn:
+    with _locked(engine) as conn:
         row = conn.execute(sa.select(model_versions).where(model_versions.c.version == version)).first()
         if row is None:
             raise RegistryError(f"model version {version!r} is not in the registry")
@@ -281,21 +374,20 @@ def promote(
             )
         old = conn.execute(sa.select(model_versions.c.version).where(model_versions.c.status == CHAMPION)).scalars().all()
         now = now_utc()
+        require(len(old) <= 1, f"the registry holds {len(old)} champions: {old}")
         for prev in old:
-            conn.execute(model_versions.update().where(model_versions.c.version == prev)
-                         .values(status=RETIRED, updated_at=now, reason=f"replaced by {version}"))
+            _set_status(conn, prev, CHAMPION, status=RETIRED, updated_at=now, reason=f"replaced by {version}")
             _event(conn, prev, "retired", CHAMPION, RETIRED, actor, f"replaced by {version}")
         action = "forced" if failed_gate else "promoted"
         full_reason = f"manual override: {reason}" if failed_gate else reason
-        conn.execute(model_versions.update().where(model_versions.c.version == version)
-                     .values(status=CHAMPION, promoted_by=actor, promoted_at=now, updated_at=now, reason=full_reason))
+        _set_status(conn, version, m["status"], status=CHAMPION, promoted_by=actor, promoted_at=now,
+                    updated_at=now, reason=full_reason)
         _event(conn, version, action, m["status"], CHAMPION, actor, full_reason,
                previous_champion=old[0] if old else None)
         conn.execute(model_evaluations.update()
                      .where(model_evaluations.c.candidate == version, model_evaluations.c.gate_passed.is_(True))
                      .values(outcome="promoted"))
-    record = get_model(engine, version)
-    require(record is not None, f"model version {version!r} vanished from the registry after it was written")
+        record = _read(conn, version)
     return record
 
 
@@ -313,25 +405,25 @@ def rollback(engine_or_url: sa.Engine | str, *, by: str | None = None, reason: s
     """Champion -> the previous champion; the current one becomes `retired`. Returns (retired, champion)."""
     engine = engine_for(engine_or_url)
     actor = by or default_actor()
-    with engine.begin() as conn:
+    with _locked(engine) as conn:
         current = conn.execute(sa.select(model_versions.c.version).where(model_versions.c.status == CHAMPION)).scalar()
         if current is None:
             raise RegistryError("there is no champion to roll back")
         previous = _previous_of(conn, current)
         if previous is None:
             raise RegistryError(f"champion {current!r} has no previous champion to roll back to")
-        now = now_utc()
-        conn.execute(model_versions.update().where(model_versions.c.version == current)
-                     .values(status=RETIRED, updated_at=now, reason=f"rolled back: {reason}"))
-        _event(conn, current, "retired", CHAMPION, RETIRED, actor, f"rolled back: {reason}")
         prev_status = conn.execute(sa.select(model_versions.c.status).where(model_versions.c.version == previous)).scalar()
-        conn.execute(model_versions.update().where(model_versions.c.version == previous)
-                     .values(status=CHAMPION, updated_at=now, promoted_at=now, promoted_by=actor,
-                             reason=f"restored by rollback from {current}: {reason}"))
-        _event(conn, previous, "rollback", prev_status, CHAMPION, actor, f"restored by rollback from {current}: {reason}",
+        if prev_status is None:
+            raise RegistryError(f"champion {current!r} would roll back to {previous!r}, which is not in the registry")
+        now = now_utc()
+        _set_status(conn, current, CHAMPION, status=RETIRED, updated_at=now, reason=f"rolled back: {reason}")
+        _event(conn, current, "retired", CHAMPION, RETIRED, actor, f"rolled back: {reason}")
+        restored = f"restored by rollback from {current}: {reason}"
+        _set_status(conn, previous, prev_status, status=CHAMPION, updated_at=now, promoted_at=now, promoted_by=actor,
+                    reason=restored)
+        _event(conn, previous, "rollback", prev_status, CHAMPION, actor, restored,
                previous_champion=_previous_of(conn, previous))
-    retired, champion = get_model(engine, current), get_model(engine, previous)
-    require(retired is not None and champion is not None, f"rollback {current!r} -> {previous!r} lost a registry row")
+        retired, champion = _read(conn, current), _read(conn, previous)
     return retired, champion
 
 

@@ -1,17 +1,24 @@
 """The serving export of the champion: `models/champion.json`, `reports/serving.md` and the vLLM
-command line (base model + LoRA adapter), with what in the adapter vLLM would refuse."""
+command line (base model + LoRA adapter), with what in the adapter vLLM would refuse.
+
+`export_champion` is what a promotion or rollback calls after its transaction committed: it reads the
+registry's champion under a file lock and writes the export, so the last export written is always of
+the committed champion, however promotions in several processes interleave."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from flywheel.core.markdown import markdown_table
 from flywheel.core.storage import FlywheelHome, write_json, write_text
 from flywheel.models.base import TINY, base_path
-from flywheel.models.registry import ModelRecord
+from flywheel.models.registry import ModelRecord, current_champion
 
 VLLM_DEFAULT_MAX_LORA_RANK = 16
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
@@ -110,3 +117,18 @@ def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_na
     )
     write_text(md, home.reports() / "serving.md")
     return info
+
+
+def export_champion(home: FlywheelHome, engine_or_url: sa.Engine | str, lora_name: str | None = None) -> dict[str, Any]:
+    """Write the serving export of the registry's committed champion (see `write_serving_export`).
+
+    The read and the write happen under an exclusive lock on `models/.champion.lock`: every exporter
+    reads after its own commit, so whichever writes last writes a champion no later commit replaced."""
+    lock = home.model(".champion.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            return write_serving_export(home, current_champion(engine_or_url), lora_name)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flywheel.config import TrainingConfig
+from flywheel.config import CurationConfig, TrainingConfig
 from flywheel.core.storage import FlywheelHome
 from flywheel.curation.versions import latest_path, latest_version
 from flywheel.training.data import TrainingDataError
@@ -29,6 +29,9 @@ class TrainingRequest(BaseModel):
         None, description="content hash of the eval set (default: hashed from the eval set's rows)"
     )
     force: bool = Field(False, description="retrain even when models/<version>/ already exists")
+    leak_rule: CurationConfig | None = Field(
+        None, description="the project's curation settings, so the leak check applies the curation rule exactly"
+    )
     seed_replicates: int = Field(
         0, ge=0, description="also train the dataset with this many other seeds (evaluation.seed_replicates)"
     )

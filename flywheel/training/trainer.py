@@ -270,6 +270,7 @@ def train(
             train_source=str(train_path),
             eval_source=str(eval_path),
             example_ids=example_ids,
+            config=request.leak_rule,
         )
         say(f"leak check: {len(messages)} training inputs vs {len(eval_messages)} eval inputs, 0 leaks")
     inputs = _FitInputs(home, dataset_version, train_path, messages, weights, eval_hash, request.force)

@@ -1,4 +1,4 @@
-"""Near-duplicate engines: MinHash signatures and LSH banding (numpy and datasketch)."""
+"""Near-duplicate engines: MinHash signatures and LSH banding (numpy and datasketch); edit-distance near-copies."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import random
 
 import numpy as np
 import pytest
+from rapidfuzz.distance import OSA
 
-from flywheel.curation.near_duplicates import MinHasher, exact_jaccard, near_duplicate_clusters
+from flywheel.curation.near_duplicates import MinHasher, exact_jaccard, near_copies, near_duplicate_clusters
 
 
 @pytest.mark.parametrize("engine", ["numpy", "datasketch"])
@@ -30,3 +31,16 @@ def test_minhash_estimates_jaccard() -> None:
     est = float((sig[0] == sig[1]).mean())
     assert abs(est - exact_jaccard(a, b)) < 0.1
     assert np.array_equal(MinHasher(num_perm=256).signatures([a]), sig[:1])
+
+
+def test_near_copies_agree_with_every_pair_compared() -> None:
+    rng = random.Random(5)
+    alphabet = "abcde "
+    refs = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(40)]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 11))) for _ in range(600)] + refs[:5]
+    budgets = [rng.randint(0, 3) for _ in refs]
+    expected = sorted((i, j, OSA.distance(t, r)) for i, t in enumerate(texts) for j, r in enumerate(refs)
+                      if t and r and OSA.distance(t, r) <= budgets[j])
+    assert near_copies(texts, refs, budgets) == expected
+    assert len(expected) > 100
+    assert near_copies(["ab", "ba", "abc"], ["ab"], [1]) == [(0, 0, 0), (1, 0, 1), (2, 0, 1)]  # a swap is one edit

@@ -156,7 +156,7 @@ def test_report_and_plot(tmp_path: Path) -> None:
     report = write_report(home, results, 100.0, "full", 42)
     text = report.read_text()
     assert "| 2 week 1 traffic | quarterly | 30.0% |" in text
-    assert "blocked: regression: chrf 0.5 vs champion m2 0.6" in text
+    assert "| blocked: regression |" in text and "  - regression: chrf 0.5 vs champion m2 0.6" in text
     assert "simulated-reviewer" in text and "held out by the admission gate: synthetic_batch_job.jsonl" in text
     assert "+0.190 [+0.100, +0.280]" in text
     png = home.reports() / "demo_scores.png"

@@ -1,17 +1,25 @@
-"""The data path on the tiny tokenizer: assistant masks, empty-mask refusal, weights, packing, the collator."""
+"""The data path on the tiny tokenizer: assistant masks, empty-mask refusal, weights, packing, the collator;
+the eval leak check (the curation step's near-copy rule)."""
 
 from __future__ import annotations
 
 import pytest
 
+from flywheel.config import CurationConfig
+from flywheel.curation.near_duplicates import MinHasher
+from flywheel.curation.steps.decontamination import contamination, eval_near_copies
 from flywheel.models.base import build_tiny_tokenizer
 from flywheel.training.data import (
+    EvalLeakError,
     NoTrainableTokensError,
+    check_eval_leaks,
+    find_eval_leaks,
     pack_rows,
     repeats_for_weight,
     tokenize_conversation,
     tokenize_examples,
 )
+from tests.curation.eval_variants import demo_files, planted_rows
 
 
 def test_assistant_mask_covers_only_the_answer_and_fallback_agrees() -> None:
@@ -109,3 +117,31 @@ def test_packed_rows_train_like_separate_examples() -> None:
         batch = collate(packed)
         assert batch["real_tokens"] == sum(len(r["input_ids"]) for r in data.rows)
         assert summed_loss(batch) == pytest.approx(alone, rel=1e-4)
+
+
+# --- leak check ------------------------------------------------------------------------------
+@pytest.mark.parametrize("edits", [1, 2])
+def test_leak_check_finds_the_near_copies_curation_drops(edits: int) -> None:
+    # before: only an input equal to an eval input (after normalisation) was a leak: 0/114 of these
+    files, _ = demo_files()
+    evals = files.eval_set
+    planted = planted_rows(evals, edits)
+    rows = files.seed + planted
+    leaks = find_eval_leaks([r["messages"] for r in rows], [e["messages"] for e in evals])
+    assert [lk.train_row for lk in leaks] == list(range(len(files.seed), len(rows)))
+    assert all(lk.edits == edits for lk in leaks)
+    assert {lk.train_row for lk in leaks} <= set(contamination(
+        rows, evals, CurationConfig(), MinHasher(64, 1, 5)))
+    assert [(lk.train_row, lk.eval_row) for lk in leaks] == [
+        (c.train_row, c.eval_row) for c in eval_near_copies([r["messages"] for r in rows], [e["messages"] for e in evals])]
+    with pytest.raises(EvalLeakError, match=rf"train.parquet row {len(files.seed)} ~ eval set row \d+ \({edits} character"):
+        check_eval_leaks([r["messages"] for r in rows], [e["messages"] for e in evals])
+
+
+def test_leak_check_takes_the_projects_thresholds() -> None:
+    evals = [[{"role": "user", "content": "How do I export my notes?"}, {"role": "assistant", "content": "a"}]]
+    train = [[{"role": "user", "content": q}, {"role": "assistant", "content": "x"}]
+             for q in ("how do i exprt my notes", "HOW DO I EXPORT MY NOTES!", "how can i export my notes")]
+    assert [lk.train_row for lk in find_eval_leaks(train, evals)] == [0, 1]
+    assert [lk.train_row for lk in find_eval_leaks(train, evals, CurationConfig(decontamination_max_edits=0))] == [1]
+    assert check_eval_leaks(train[2:], evals) == 0
