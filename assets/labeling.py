@@ -62,6 +62,8 @@ def labeling_batch(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             **{f"candidates_{k}": v for k, v in selection.candidates.items()},
             **{f"selected_{k}": v for k, v in selection.selected.items()},
             "interactions_read": read_counts["interactions"],
+            "duplicate_id_rows": selection.duplicate_id_rows,  # an id captured twice: its latest row is the item
+            "unusable_id_rows": selection.unusable_id_rows,  # ids the decision store cannot hold, left out
             "days_with_interactions": read_counts["days_with_interactions"],
             "selection": dg.MetadataValue.md(_selection_table(meta)),
             "kept_existing_batch": not registered,

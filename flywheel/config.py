@@ -51,6 +51,7 @@ class CaptureConfig(_Strict):
     resubmit_window_s: int = Field(120, gt=0, description="a similar message in the same session within this many seconds is a resubmission")
     resubmit_similarity: float = Field(0.6, ge=0, le=1, description="rapidfuzz ratio (0-1) above which two messages count as the same request")
     max_field_chars: int = Field(100_000, gt=0, description="longer text fields are quarantined as huge")
+    orphan_tmp_after_s: float = Field(600.0, gt=0, description="a landing .tmp untouched this long was left by a killed writer and is published (more than any writer's max_age_s)")
     quarantine_rate_warn: float = Field(0.05, ge=0, le=1)
     signal_weights: SignalWeights = Field(default_factory=SignalWeights)
     pii: PiiConfig = Field(default_factory=PiiConfig)
@@ -116,6 +117,12 @@ class CurationConfig(_Strict):
     decontamination_max_edit_share: float = Field(
         0.5, ge=0, le=1, description="at most this share of an eval input's characters may differ (1-2 word inputs)")
     review_sample_size: int = Field(50, ge=0)
+    admission_sample_size: int = Field(
+        150, ge=1, description="rows of each synthetic or distilled file a person reviews before the file may train "
+        "(the guide: 100-200; a smaller file is reviewed whole)")
+    min_sample_pass_rate: float = Field(
+        0.8, ge=0, le=1, description="a synthetic or distilled file is admitted once its reviewed sample's passes / "
+        "decided items reach this")
     diversity_drop_warn: float = Field(0.1, ge=0, le=1)
     distribution_gap_warn: float = Field(0.25, ge=0, le=1)
     max_tokens: int = Field(4096, gt=0)
@@ -123,6 +130,15 @@ class CurationConfig(_Strict):
     conflict_answer_similarity: float = Field(0.5, ge=0, le=1, description="near-same inputs whose answers' rapidfuzz ratio (0-1) is below this conflict")
     shingle_chars: int = Field(5, ge=2, description="character shingle size of the near-duplicate MinHash")
     style_outlier_iqr: float = Field(3.0, gt=0, description="an answer whose log-length lies beyond this many IQRs outside its source/slice's quartiles is a style outlier")
+    mislabel_action: Literal["drop", "flag"] = Field(
+        "drop", description="rows whose input reads like another answer class's: drop them, or only flag them for review")
+    mislabel_min_class_examples: int = Field(
+        10, ge=2, description="answer classes with fewer rows are not checked for mislabels (their rows are left alone)")
+    mislabel_answer_threshold: float = Field(
+        0.8, gt=0, le=1, description="answers whose MinHash Jaccard (char shingles) with a class's answer is at least this join it")
+    mislabel_same_inputs_cosine: float = Field(
+        0.9, gt=0, le=1,
+        description="answer classes whose inputs' centroids have at least this cosine answer the same questions: one class")
 
     @field_validator("answer_regex")
     @classmethod

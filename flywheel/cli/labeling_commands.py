@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from flywheel.cli.app import app, labeling_app
-from flywheel.cli.output import console, err_console, fail, home_and_db, project_or_fail
+from flywheel.cli.output import PROJECT_OPT, console, err_console, fail, home_and_db, project_or_fail
 from flywheel.labeling.store import ReviewError, ReviewStore
 from flywheel.project import rubric_text
 
@@ -23,14 +24,15 @@ def review(
     reviewer: str | None = typer.Option(None, "--reviewer", help="your name (else the page asks once)"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to bind (keep it local)"),
     port: int = typer.Option(0, "--port", min=0, max=65535, help="0: any free port"),
+    project: Path | None = PROJECT_OPT,
 ) -> None:
     """Serve the review page of a batch: pass / fix / reject each item (Ctrl+C to stop)."""
     from flywheel.labeling.server import ReviewServer  # Starlette + uvicorn: only for this command
 
-
+    limits = project_or_fail(project).labeling
     store = _review_store()
     try:
-        server = ReviewServer(store, batch, host=host, port=port, reviewer=reviewer)
+        server = ReviewServer(store, batch, host=host, port=port, reviewer=reviewer, limits=limits)
     except ReviewError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -63,16 +65,18 @@ def labeling_import(
     path: Path = typer.Argument(..., help="decisions JSONL (an edited export)"),
     reviewer: str = typer.Option(..., "--reviewer", help="who made these decisions"),
     batch: str | None = typer.Option(None, "--batch", help="only accept lines of this batch"),
+    project: Path | None = PROJECT_OPT,
 ) -> None:
     """Apply a decisions file: every line is validated first; one bad line applies nothing (exit 1)."""
     from flywheel.labeling.decisions import DecisionFileError, import_decisions
 
+    limits = project_or_fail(project).labeling
     try:
-        report = import_decisions(_review_store(), path, reviewer, batch_id=batch)
+        report = import_decisions(_review_store(), path, reviewer, batch_id=batch, limits=limits)
     except DecisionFileError as exc:
         fail(str(exc), code=1)
-    console.print(f"{path}: applied {report.applied} decisions by {reviewer} "
-                  f"({report.skipped_undecided} lines without a verdict left undecided) to {', '.join(report.batches) or '-'}")
+    console.print(escape(f"{path}: applied {report.applied} decisions by {reviewer} ({report.skipped_undecided} "
+                         f"lines without a verdict left undecided) to {', '.join(report.batches) or '-'}"))
 
 
 @labeling_app.command("close")

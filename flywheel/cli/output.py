@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flywheel.config import ConfigError, ProjectConfig
 from flywheel.core.storage import FlywheelHome
@@ -23,7 +24,8 @@ DB_OPT = typer.Option(None, "--database-url", help="decision store and registry 
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print `message` as an error (plain text: brackets in it are not rich markup) and exit with `code`."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 

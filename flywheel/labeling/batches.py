@@ -73,7 +73,7 @@ def write_batch_files(home: FlywheelHome, batch_id: str, items: Sequence[dict[st
 def register_selection(store: ReviewStore, selection: BatchSelection, rubric: str) -> bool:
     """Register a weekly batch in the decision store. A batch whose review has begun is kept as it is
     (returns False); its stored items then replace `selection.items`."""
-    if store.has_batch(selection.batch_id) and store.decisions(selection.batch_id):
+    if store.has_batch(selection.batch_id) and store.decided_item_ids(selection.batch_id):
         selection.items = store.items(selection.batch_id)
         return False
     store.register_batch(selection.batch_id, selection.items, kind="weekly", rubric=rubric, meta=selection.metadata())
@@ -120,12 +120,17 @@ def create_sample_batch(
     seed: int = 0,
     rubric: str = "",
     source: str | None = None,
+    kind: str = SAMPLE_KIND,
+    hold_inputs: bool = True,
+    meta: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Send a seeded random sample of `n` example rows (all when None) for review as batch `batch_id`.
 
     Each row needs ChatML `messages` whose last turn is the assistant's answer (EXAMPLE_SCHEMA rows
     fit; `example_id`, `source`, `generator`, `lineage` are kept as the item's lineage). Rows with the
     same content are sampled once. Returns the items (item_id = the example's content hash).
+    `hold_inputs=False` gives the items no input key, so they never hold production inputs back from a
+    weekly batch (a generated file's admission sample); `kind` and `meta` label the batch.
     """
     candidates: dict[str, tuple[int, dict[str, Any]]] = {}
     for idx, row in enumerate(examples_rows):
@@ -144,12 +149,13 @@ def create_sample_batch(
         lineage = {"row": idx, "example_id": row.get("example_id") or k, "source": row.get("source"),
                    "generator": row.get("generator"), "lineage": row.get("lineage"), "file": source}
         items.append(review_item(
-            batch_id, k, len(items), SAMPLE_KIND, prompt, msgs[-1]["content"], key=input_key(prompt),
+            batch_id, k, len(items), SAMPLE_KIND, prompt, msgs[-1]["content"], key=input_key(prompt) if hold_inputs else "",
             model_version=row.get("generator"), weight=float(row.get("weight") or 1.0),
             source=row.get("source") or source, lineage=lineage, rubric=rubric,
         ))
-    store.register_batch(batch_id, items, kind="sample", rubric=rubric, source=source,
-                         meta={"rows": len(examples_rows), "distinct": len(candidates), "sampled": len(items), "seed": seed})
+    store.register_batch(batch_id, items, kind=kind, rubric=rubric, source=source,
+                         meta={**(meta or {}), "rows": len(examples_rows), "distinct": len(candidates),
+                               "sampled": len(items), "seed": seed})
     return items
 
 

@@ -1,6 +1,10 @@
 """Weekly batch selection: corrections first, then negatives, then low-confidence outputs, then a seeded
 control sample of positive / no-signal traffic; near-identical inputs collapsed (rapidfuzz); items
 reviewed in an earlier batch left out; capped with per-kind quotas (unused quota flows on).
+
+One item per interaction id: an id captured again (on another day of the week) keeps its latest row and
+the others are counted (`duplicate_id_rows`); a row whose id the decision store cannot hold (over
+MAX_ID_CHARS, NUL, lone surrogate) is left out and counted (`unusable_id_rows`), so one row never fails a week.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from rapidfuzz import fuzz, process
 
 from flywheel.config import LabelingConfig, SignalWeights
 from flywheel.labeling.candidates import KINDS, candidate_kind, input_key
+from flywheel.labeling.store import id_problem
 
 
 @dataclass
@@ -29,12 +34,15 @@ class BatchSelection:
     quota: dict[str, int] = field(default_factory=dict)
     selected: dict[str, int] = field(default_factory=dict)
     dropped_by_cap: dict[str, int] = field(default_factory=dict)
+    duplicate_id_rows: int = 0  # rows of an interaction id seen again (the latest row is kept)
+    unusable_id_rows: int = 0  # rows whose id the decision store cannot hold
 
     def metadata(self) -> dict[str, Any]:
         return {
             "candidates": self.candidates, "already_reviewed": self.already_reviewed, "collapsed": self.collapsed,
             "unique": self.unique, "quota": self.quota, "selected": self.selected,
             "dropped_by_cap": self.dropped_by_cap, "items": len(self.items),
+            "duplicate_id_rows": self.duplicate_id_rows, "unusable_id_rows": self.unusable_id_rows,
         }
 
 
@@ -112,6 +120,25 @@ def _item_from_row(row: dict[str, Any], kind: str, key: str, weights: SignalWeig
     }
 
 
+def _latest_per_id(rows: Iterable[dict[str, Any]], sel: BatchSelection) -> list[dict[str, Any]]:
+    """One row per usable interaction id: the latest (by ts, then output and input for a tie); the
+    rows left out are counted in `sel`."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        iid = row.get("interaction_id")
+        if id_problem(iid) is not None:
+            sel.unusable_id_rows += 1
+            continue
+        prev = latest.get(iid)
+        if prev is not None:
+            sel.duplicate_id_rows += 1
+            rank = (row.get("ts") or "", row.get("output") or "", row.get("input_text") or "")
+            if rank <= (prev.get("ts") or "", prev.get("output") or "", prev.get("input_text") or ""):
+                continue
+        latest[iid] = row
+    return list(latest.values())
+
+
 def select_batch(
     batch_id: str,
     rows: Iterable[dict[str, Any]],
@@ -125,7 +152,8 @@ def select_batch(
     """Choose a review batch from interactions with signals (see the module docstring for the rules).
 
     Deterministic for the same rows, config (seed) and reviewed sets. Within a kind, the most frequent
-    inputs (largest duplicate groups) come first, then the oldest.
+    inputs (largest duplicate groups) come first, then the oldest. An interaction id on several rows
+    (captured on two days) is one candidate: its latest row.
     """
     weights = weights or SignalWeights()
     reviewed_ids = reviewed_ids or set()
@@ -136,7 +164,7 @@ def select_batch(
     sel.collapsed = dict.fromkeys(KINDS, 0)
 
     pools: dict[str, list[tuple[str, dict[str, Any]]]] = {k: [] for k in KINDS}
-    for row in rows:
+    for row in _latest_per_id(rows, sel):
         kind = candidate_kind(row, config.low_confidence_threshold)
         sel.candidates[kind] += 1
         key = input_key(row.get("messages"), row.get("input_text") or "")

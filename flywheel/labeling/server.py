@@ -4,6 +4,12 @@ Starlette + Jinja2 + uvicorn, bound to 127.0.0.1 by default. There is no login s
 must carry the per-run random token (`?token=` in the URL the command prints, or the `X-Review-Token`
 header the page's script sends); anything else gets 403. All text is escaped by Jinja's autoescape and
 the page's script only writes text with `textContent`.
+
+Input is bounded at the door: a request body over `labeling.max_request_bytes` gets 413 (refused from
+its Content-Length, else while it streams in, never read whole); a body that is not JSON, nests too
+deeply, or carries text that cannot be stored (NUL, lone surrogates, a fix or reason over its limit)
+gets 400 with the reason. Each request reads only what it answers with (no decision text but the
+reviewer's own).
 """
 
 from __future__ import annotations
@@ -21,12 +27,21 @@ import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flywheel.labeling.store import BatchClosedError, ReviewError, ReviewStore, UnknownItemError
+from flywheel.config import LabelingConfig
+from flywheel.core.errors import InputError
+from flywheel.labeling.decisions import parse_json
+from flywheel.labeling.store import (
+    BatchClosedError,
+    ReviewError,
+    ReviewStore,
+    UnknownItemError,
+    UnusableTextError,
+)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_FILES = {"review.css": "text/css; charset=utf-8", "review.js": "text/javascript; charset=utf-8"}
@@ -126,7 +141,35 @@ def _progress(store: ReviewStore, batch_id: str) -> dict[str, Any]:
 def _decided_ids(store: ReviewStore, batch_id: str) -> list[str]:
     """Items with a decision by anyone: the page sends a reviewer to the ones still waiting, so two
     reviewers working at once split the batch instead of both starting at item 1."""
-    return sorted({d.item_id for d in store.decisions(batch_id)})
+    return store.decided_item_ids(batch_id)
+
+
+class _Refused(InputError):
+    """A request refused before it reaches the store: the HTTP status and the reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, at most `limit` bytes: a larger Content-Length is refused before reading, and a
+    body without one (or longer than it said) is refused as soon as it passes the limit."""
+    too_large = _Refused(413, f"the request body is larger than {limit:,} bytes (labeling.max_request_bytes)")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise _Refused(400, "invalid Content-Length")
+        if len(declared) > 18 or int(declared) > limit:
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _page_items(store: ReviewStore, batch_id: str) -> list[dict[str, Any]]:
@@ -135,8 +178,11 @@ def _page_items(store: ReviewStore, batch_id: str) -> list[dict[str, Any]]:
     return [{k: it.get(k) for k in keep} for it in store.items(batch_id)]
 
 
-def create_review_app(store: ReviewStore, batch_id: str, token: str, reviewer: str | None = None) -> ASGIApp:
-    """The review page and its JSON API for one batch, behind the token gate."""
+def create_review_app(store: ReviewStore, batch_id: str, token: str, reviewer: str | None = None,
+                      limits: LabelingConfig | None = None) -> ASGIApp:
+    """The review page and its JSON API for one batch, behind the token gate (`limits`: the project's
+    labeling section, for the request and text limits; else the defaults)."""
+    limits = limits or LabelingConfig()
     info = store.batch(batch_id)  # fails early with a clear error for an unknown batch
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html"]))
     page = env.get_template("page.html")
@@ -147,6 +193,7 @@ def create_review_app(store: ReviewStore, batch_id: str, token: str, reviewer: s
         body = page.render(
             batch_id=batch_id, batch_kind=info.kind, token=token, items=items, rubric_html=rubric_html,
             default_reviewer=reviewer or "", progress=_progress(store, batch_id),
+            max_fix_chars=limits.max_fix_chars, max_reason_chars=limits.max_reason_chars,
         )
         return HTMLResponse(body, headers=SECURITY_HEADERS)
 
@@ -167,14 +214,20 @@ def create_review_app(store: ReviewStore, batch_id: str, token: str, reviewer: s
 
     async def decide(request: Request) -> Response:
         try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400, headers=SECURITY_HEADERS)
+            body = parse_json(await _read_body(request, limits.max_request_bytes))
+        except _Refused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=SECURITY_HEADERS)
+        except ClientDisconnect:  # gone before the body was complete: nobody reads the answer
+            return Response(status_code=400)
+        except ValueError as exc:
+            return JSONResponse({"error": f"the body is not usable: {exc}"}, status_code=400, headers=SECURITY_HEADERS)
         if not isinstance(body, dict):
             return JSONResponse({"error": "expected a JSON object"}, status_code=400, headers=SECURITY_HEADERS)
         try:
             row = store.validate_decision(batch_id, body.get("item_id"), body.get("reviewer"), body.get("verdict"),
-                                          body.get("text"), body.get("reason"))
+                                          body.get("text"), body.get("reason"), limits=limits)
+        except UnusableTextError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400, headers=SECURITY_HEADERS)
         except UnknownItemError as exc:
             return JSONResponse({"error": str(exc)}, status_code=404, headers=SECURITY_HEADERS)
         except BatchClosedError as exc:
@@ -202,9 +255,9 @@ class ReviewServer:
     """Serves one batch's review page with uvicorn; `run()` blocks, `start()` runs it in a thread."""
 
     def __init__(self, store: ReviewStore, batch_id: str, *, host: str = "127.0.0.1", port: int = 0,
-                 reviewer: str | None = None, token: str | None = None) -> None:
+                 reviewer: str | None = None, token: str | None = None, limits: LabelingConfig | None = None) -> None:
         self.token = token or secrets.token_urlsafe(24)
-        self.app = create_review_app(store, batch_id, self.token, reviewer)
+        self.app = create_review_app(store, batch_id, self.token, reviewer, limits)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))  # port 0: the system picks a free one

@@ -7,11 +7,16 @@ SQLite by default, PostgreSQL when `FLYWHEEL_DATABASE_URL` is set. Tables (all `
 - `review_items`: the items of a batch, in review order (the item's content is stored as JSON).
 - `review_decisions`: one row per (batch, item, reviewer), upserted, so two reviewers working at once
   lose nothing and a reviewer who changes their mind updates their own row.
+
+Everything written is checked first, so the database never sees what it cannot store: ids of at most
+`MAX_ID_CHARS` characters, and no NUL character or lone surrogate in any text (PostgreSQL and UTF-8 refuse
+them). Fixes and reasons are bounded by the project's `labeling.max_fix_chars` / `max_reason_chars`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,34 +25,38 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from flywheel.config import LabelingConfig
 from flywheel.core.errors import InputError
+from flywheel.core.records import MAX_ID_CHARS
 from flywheel.core.storage import sql_engine
 
 VERDICTS: tuple[str, ...] = ("pass", "fix", "reject")
+MAX_NAME_CHARS = 128  # a reviewer's name (who decided, who closed a batch)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text) and lone surrogates (not UTF-8)
 
 metadata = sa.MetaData()
 
 batches_table = sa.Table(
     "review_batches",
     metadata,
-    sa.Column("batch_id", sa.String(128), primary_key=True),
+    sa.Column("batch_id", sa.String(MAX_ID_CHARS), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # weekly | sample | conflict
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("rubric", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.Text, nullable=True),  # where a sample batch came from
     sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("closed_by", sa.String(128), nullable=True),
+    sa.Column("closed_by", sa.String(MAX_NAME_CHARS), nullable=True),
     sa.Column("meta", sa.Text, nullable=False, default="{}"),  # JSON: selection counts
 )
 
 items_table = sa.Table(
     "review_items",
     metadata,
-    sa.Column("batch_id", sa.String(128), sa.ForeignKey("review_batches.batch_id"), primary_key=True),
-    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("batch_id", sa.String(MAX_ID_CHARS), sa.ForeignKey("review_batches.batch_id"), primary_key=True),
+    sa.Column("item_id", sa.String(MAX_ID_CHARS), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),  # correction | negative | low_confidence | control | sample
-    sa.Column("interaction_id", sa.String(128), nullable=True),
+    sa.Column("interaction_id", sa.String(MAX_ID_CHARS), nullable=True),
     sa.Column("input_key", sa.Text, nullable=False),  # normalized input, for "already reviewed"
     sa.Column("payload", sa.Text, nullable=False),  # JSON of the whole item
     sa.Index("ix_review_items_interaction", "interaction_id"),
@@ -58,9 +67,9 @@ decisions_table = sa.Table(
     "review_decisions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("batch_id", sa.String(128), nullable=False),
-    sa.Column("item_id", sa.String(128), nullable=False),
-    sa.Column("reviewer", sa.String(128), nullable=False),
+    sa.Column("batch_id", sa.String(MAX_ID_CHARS), nullable=False),
+    sa.Column("item_id", sa.String(MAX_ID_CHARS), nullable=False),
+    sa.Column("reviewer", sa.String(MAX_NAME_CHARS), nullable=False),
     sa.Column("verdict", sa.String(8), nullable=False),
     sa.Column("text", sa.Text, nullable=True),  # the edited answer of a fix
     sa.Column("reason", sa.Text, nullable=True),  # why it was rejected
@@ -69,6 +78,8 @@ decisions_table = sa.Table(
     sa.UniqueConstraint("batch_id", "item_id", "reviewer", name="uq_review_decision_item_reviewer"),
     sa.ForeignKeyConstraint(["batch_id", "item_id"], ["review_items.batch_id", "review_items.item_id"]),
     sa.CheckConstraint("verdict IN ('pass', 'fix', 'reject')", name="ck_review_decision_verdict"),
+    # progress reads the last update from this index, never the rows (SQLite would walk a long fix's pages)
+    sa.Index("ix_review_decisions_batch_updated", "batch_id", "updated_at"),
 )
 
 
@@ -86,6 +97,28 @@ class UnknownItemError(ReviewError):
 
 class BatchClosedError(ReviewError):
     """The batch was closed by hand: it takes no more decisions."""
+
+
+class UnusableTextError(ReviewError):
+    """Text that cannot be stored: a NUL character, a lone surrogate, or longer than its limit."""
+
+
+def text_problem(value: str, what: str, max_chars: int | None = None) -> str | None:
+    """Why `value` cannot be stored as `what` (a NUL character, a lone surrogate, too long), else None."""
+    bad = _UNSTORABLE.search(value)
+    if bad:
+        kind = "a NUL character" if bad.group() == "\x00" else f"a lone surrogate (U+{ord(bad.group()):04X})"
+        return f"{what} contains {kind} at position {bad.start()}; remove it"
+    if max_chars is not None and len(value) > max_chars:
+        return f"{what} is {len(value):,} characters long; at most {max_chars:,} are accepted"
+    return None
+
+
+def id_problem(value: Any, what: str = "id") -> str | None:
+    """Why `value` cannot be stored as an id (not a non-empty string of at most MAX_ID_CHARS), else None."""
+    if not isinstance(value, str) or not value:
+        return f"{what} {value!r:.40}: expected a non-empty string"
+    return text_problem(value, f"{what} {value[:40]!r}{'...' if len(value) > 40 else ''}", MAX_ID_CHARS)
 
 
 @dataclass(frozen=True)
@@ -159,6 +192,9 @@ class ReviewStore:
         self.url = url
         self.engine = sql_engine(url)
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:  # stores created before the index existed get it too
+            for index in decisions_table.indexes:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
     def __repr__(self) -> str:
         return f"ReviewStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -174,6 +210,16 @@ class ReviewStore:
             source=row["source"], closed_at=_utc(row["closed_at"]), closed_by=row["closed_by"],
             meta=json.loads(row["meta"] or "{}"),
         )
+
+    def closed_at(self, batch_id: str) -> datetime | None:
+        """When the batch was closed by hand (None: open); reads nothing else of the batch."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(batches_table.c.closed_at).where(batches_table.c.batch_id == batch_id)
+            ).first()
+        if row is None:
+            raise UnknownBatchError(f"batch {batch_id!r} not found in the decision store")
+        return _utc(row[0])
 
     def has_batch(self, batch_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -200,11 +246,21 @@ class ReviewStore:
     ) -> None:
         """Write a batch and its items (each needs `item_id`, `kind`, `input_key`; `interaction_id` optional).
 
-        Re-registering a batch replaces its items, unless reviewing has begun (then `ReviewError`).
+        Re-registering a batch replaces its items, unless reviewing has begun (then `ReviewError`). Ids
+        that cannot be stored (over MAX_ID_CHARS, NUL, lone surrogates) or repeated are refused with
+        `ReviewError` before anything is written.
         """
+        problems = [p for p in [id_problem(batch_id, "batch id")] if p]
         ids = [it["item_id"] for it in items]
+        for pos, it in enumerate(items):
+            checks = [("item_id", it["item_id"])] + ([("interaction_id", it["interaction_id"])]
+                                                     if it.get("interaction_id") is not None else [])
+            problems += [f"item {pos}: {p}" for key, value in checks if (p := id_problem(value, key))]
         if len(set(ids)) != len(ids):
-            raise ReviewError(f"batch {batch_id!r}: duplicate item ids")
+            problems.append("duplicate item ids")
+        if problems:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise ReviewError(f"batch {batch_id[:MAX_ID_CHARS]!r}: {'; '.join(problems[:5])}{more}")
         with self.engine.begin() as conn:
             started = conn.execute(
                 sa.select(sa.func.count()).select_from(decisions_table).where(decisions_table.c.batch_id == batch_id)
@@ -234,6 +290,9 @@ class ReviewStore:
 
     def close_batch(self, batch_id: str, closed_by: str = "cli") -> BatchInfo:
         """Close a batch by hand: it counts as complete even with undecided items."""
+        problem = text_problem(closed_by, "the closer's name", MAX_NAME_CHARS)
+        if problem:
+            raise UnusableTextError(problem)
         self.batch(batch_id)
         with self.engine.begin() as conn:
             conn.execute(
@@ -250,6 +309,12 @@ class ReviewStore:
                 sa.select(items_table.c.payload).where(items_table.c.batch_id == batch_id).order_by(items_table.c.position)
             )
             return [json.loads(r[0]) for r in rows]
+
+    def has_item(self, batch_id: str, item_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(items_table.c.item_id).where(items_table.c.batch_id == batch_id, items_table.c.item_id == item_id)
+            ).first() is not None
 
     def item_ids(self, batch_id: str) -> list[str]:
         with self.engine.connect() as conn:
@@ -289,26 +354,33 @@ class ReviewStore:
 
     def validate_decision(
         self, batch_id: str, item_id: Any, reviewer: Any, verdict: Any, text: Any = None, reason: Any = None,
-        *, known_items: set[str] | None = None,
+        *, known_items: set[str] | None = None, limits: LabelingConfig | None = None,
     ) -> dict[str, Any]:
-        """Check one decision without writing it; returns the row to store or raises `ReviewError`."""
-        if known_items is None:
-            info = self.batch(batch_id)
-            if info.closed_at is not None:
-                raise BatchClosedError(f"batch {batch_id!r} was closed on {info.closed_at:%Y-%m-%d %H:%M} UTC")
-            known_items = set(self.item_ids(batch_id))
+        """Check one decision without writing it; returns the row to store or raises `ReviewError`
+        (`UnusableTextError` for text that cannot be stored; limits from `limits`, else the defaults).
+        Without `known_items` the batch is read (closed?) and the one item looked up."""
+        limits = limits or LabelingConfig()
         if not isinstance(reviewer, str) or not reviewer.strip():
             raise ReviewError("reviewer name missing")
-        if len(reviewer.strip()) > 128:
-            raise ReviewError("reviewer name longer than 128 characters")
-        if not isinstance(item_id, str) or item_id not in known_items:
-            raise UnknownItemError(f"unknown item {item_id!r}: not in batch {batch_id!r}")
+        for value, what, most in ((reviewer.strip(), "the reviewer name", MAX_NAME_CHARS),
+                                  (text, "the fixed answer (text)", limits.max_fix_chars),
+                                  (reason, "the reason", limits.max_reason_chars)):
+            if value is not None and not isinstance(value, str):
+                raise ReviewError(f"{what} must be a string")
+            if value is not None and (problem := text_problem(value, what, most)):
+                raise UnusableTextError(problem)
         if verdict not in VERDICTS:
-            raise ReviewError(f"verdict {verdict!r} is not one of pass, fix, reject")
-        if text is not None and not isinstance(text, str):
-            raise ReviewError("text must be a string")
-        if reason is not None and not isinstance(reason, str):
-            raise ReviewError("reason must be a string")
+            raise ReviewError(f"verdict {verdict!r:.40} is not one of pass, fix, reject")
+        if not isinstance(item_id, str) or id_problem(item_id) is not None:
+            raise UnknownItemError(f"unknown item {item_id!r:.60}: not in batch {batch_id!r}")
+        if known_items is None:
+            closed = self.closed_at(batch_id)
+            if closed is not None:
+                raise BatchClosedError(f"batch {batch_id!r} was closed on {closed:%Y-%m-%d %H:%M} UTC")
+            if not self.has_item(batch_id, item_id):
+                raise UnknownItemError(f"unknown item {item_id!r}: not in batch {batch_id!r}")
+        elif item_id not in known_items:
+            raise UnknownItemError(f"unknown item {item_id!r}: not in batch {batch_id!r}")
         if verdict == "fix" and (text is None or not text.strip()):
             raise ReviewError("a fix needs the edited answer (text)")
         now = _now()
@@ -327,11 +399,13 @@ class ReviewStore:
                 self._upsert(conn, rows)
         return len(rows)
 
-    def decisions(self, batch_id: str, reviewer: str | None = None) -> list[Decision]:
-        """All decisions of a batch (or of one reviewer), oldest first."""
+    def decisions(self, batch_id: str, reviewer: str | None = None, item_id: str | None = None) -> list[Decision]:
+        """All decisions of a batch (or of one reviewer, or on one item), oldest first."""
         q = sa.select(decisions_table).where(decisions_table.c.batch_id == batch_id)
         if reviewer is not None:
             q = q.where(decisions_table.c.reviewer == reviewer)
+        if item_id is not None:
+            q = q.where(decisions_table.c.item_id == item_id)
         q = q.order_by(decisions_table.c.updated_at, decisions_table.c.id)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
@@ -343,22 +417,30 @@ class ReviewStore:
             for r in rows
         ]
 
+    def decided_item_ids(self, batch_id: str) -> list[str]:
+        """The items of a batch with a decision by anyone (their ids only: no decision text is read)."""
+        q = (sa.select(decisions_table.c.item_id).distinct().where(decisions_table.c.batch_id == batch_id)
+             .order_by(decisions_table.c.item_id))
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(q)]
+
     def progress(self, batch_id: str) -> BatchProgress:
-        info = self.batch(batch_id)
+        closed = self.closed_at(batch_id)
         with self.engine.connect() as conn:
             n_items = conn.execute(
                 sa.select(sa.func.count()).select_from(items_table).where(items_table.c.batch_id == batch_id)
             ).scalar_one()
-            decided, n_dec, last = conn.execute(
-                sa.select(
-                    sa.func.count(sa.distinct(decisions_table.c.item_id)),
-                    sa.func.count(),
-                    sa.func.max(decisions_table.c.updated_at),
-                ).where(decisions_table.c.batch_id == batch_id)
+            # two queries, each answered from an index: no decision row (and no fix text) is read
+            decided, n_dec = conn.execute(
+                sa.select(sa.func.count(sa.distinct(decisions_table.c.item_id)), sa.func.count())
+                .where(decisions_table.c.batch_id == batch_id)
             ).one()
+            last = conn.execute(
+                sa.select(sa.func.max(decisions_table.c.updated_at)).where(decisions_table.c.batch_id == batch_id)
+            ).scalar_one()
         return BatchProgress(
             batch_id=batch_id, items=n_items, decided=decided, decisions=n_dec,
-            closed=info.closed_at is not None, last_update=_utc(last),
+            closed=closed is not None, last_update=_utc(last),
         )
 
     def reviewed_keys(self, exclude_batch: str | None = None) -> tuple[set[str], set[str]]:

@@ -129,3 +129,19 @@ def test_fix_and_reject_rates_are_judged_only_on_enough_decisions(store: ReviewS
     (project_dir / "flywheel.yaml").write_text(yaml.safe_dump(cfg))
     judged = rates_check()
     assert not judged.passed and "reject rate 100%" in (judged.description or "")
+
+
+def test_one_interaction_on_two_days_does_not_fail_the_week(home: FlywheelHome, project_dir: Path) -> None:
+    """Issue 11: an interaction id captured on two days of the week failed labeling_batch (duplicate item ids)."""
+    recs = traffic()
+    i, s = recs[20]
+    recs.append(({**i, "ts": i["ts"] + timedelta(days=1), "output": "sent again"}, {**s, "ts": s["ts"] + timedelta(days=1)}))
+    write_week(home, recs)
+    db = f"sqlite:///{home.root.parent / 'dup-review.db'}"
+    res = {"flywheel": FlywheelResource(project_dir=str(project_dir), home_dir=str(home.root), database_url=db)}
+    result = dg.materialize([labeling_batch], partition_key=WEEK, resources=res)
+    assert result.success
+    md = result.asset_materializations_for_node("labeling_batch")[0].metadata
+    assert md["duplicate_id_rows"].value == 1 and md["items_selected"].value == 70
+    batch = pq.read_table(home.warehouse("labeling_batch", WEEK)).to_pylist()
+    assert next(r for r in batch if r["item_id"] == i["interaction_id"])["output"] == "sent again"

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from flywheel.cli import app
 from flywheel.core.storage import FlywheelHome
 from flywheel.labeling.store import ReviewStore
+from tests.labeling.traffic import WEEK, small_batch
 from tests.shared_data import DATASETS
 
 
@@ -61,3 +62,60 @@ def test_unknown_batch_is_a_clear_error(env: FlywheelHome) -> None:
                  ["labeling", "close", "--batch", "nope"]):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and "not found" in r.output, args
+
+
+GOOD = json.dumps({"batch_id": WEEK, "item_id": "i-1", "verdict": "pass"})
+I2 = '{"batch_id": "' + WEEK + '", "item_id": "i-2", '  # the raw start of a line about item i-2
+HOSTILE = {
+    "surrogates": (I2 + '"verdict": "fix", "text": "\\udc80\\ud800"}',
+                   "line 2: the fixed answer (text) contains a lone surrogate (U+DC80)"),
+    "huge numbers": (I2 + '"verdict": "pass", "n": ' + "9" * 5000 + "}", "line 2: invalid JSON (a number with too many digits)"),
+    "deep nesting": ("[" * 100_000 + "]" * 100_000, "line 2: invalid JSON (nested too deeply)"),
+    "NUL": (I2 + '"verdict": "fix", "text": "a\\u0000b"}', "line 2: the fixed answer (text) contains a NUL character at position 1"),
+    "markup": ('{"batch_id": "[/]", "item_id": "i-2", "verdict": "pass"}', "line 2: batch '[/]' not found"),
+    "a line over the limit": (I2 + '"text": "' + "x" * 5_000_000 + '"}',
+                              "line 2: longer than 4,194,304 bytes (labeling.max_import_line_bytes)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_import_of_a_hostile_file_is_refused_whole(env: FlywheelHome, tmp_path: Path, case: str) -> None:
+    """Issue 11: these printed tracebacks (or, for NUL, saved a fix PostgreSQL cannot hold)."""
+    store = ReviewStore(env.database_url())
+    small_batch(store, 4)
+    line, expected = HOSTILE[case]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes((GOOD + "\n" + line + "\n" + GOOD.replace("i-1", "i-3") + "\n").encode("utf-8", "surrogatepass"))
+    r = CliRunner().invoke(app, ["labeling", "import", str(path), "--reviewer", "ann"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert "nothing applied" in r.output and expected in " ".join(r.output.split()), r.output
+    assert "Traceback" not in r.output
+    assert store.decisions(WEEK) == []
+
+
+def test_import_of_100k_garbage_lines(env: FlywheelHome, tmp_path: Path) -> None:
+    store = ReviewStore(env.database_url())
+    small_batch(store, 4)
+    path = tmp_path / "garbage.jsonl"
+    with path.open("wb") as f:
+        f.write(GOOD.encode() + b"\n")
+        for k in range(100_000):
+            f.write(b"\xff garbage %d {[\n" % k if k % 2 else b"%d, not json\n" % k)
+    r = CliRunner().invoke(app, ["labeling", "import", str(path), "--reviewer", "ann"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    out = " ".join(r.output.split())
+    assert "100000 bad line(s), nothing applied" in out and "line 2: invalid JSON" in out and "line 3: not UTF-8" in out
+    assert "... and 99980 more" in out and "Traceback" not in r.output
+    assert store.decisions(WEEK) == []
+
+
+def test_import_limits_come_from_the_project(env: FlywheelHome, tmp_path: Path, project_dir: Path) -> None:
+    text = (project_dir / "flywheel.yaml").read_text(encoding="utf-8")
+    assert "\nlabeling:\n" in text  # the starter file's section
+    (project_dir / "flywheel.yaml").write_text(text.replace("\nlabeling:\n", "\nlabeling:\n  max_fix_chars: 10\n", 1))
+    store = ReviewStore(env.database_url())
+    small_batch(store, 4)
+    path = tmp_path / "fix.jsonl"
+    path.write_text(I2 + '"verdict": "fix", "text": "eleven char"}\n', encoding="utf-8")
+    r = CliRunner().invoke(app, ["labeling", "import", str(path), "--reviewer", "ann"])
+    assert r.exit_code == 1 and "is 11 characters long; at most 10 are accepted" in r.output, r.output

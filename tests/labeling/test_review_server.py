@@ -1,15 +1,20 @@
-"""The review page's HTTP surface: token gate, refusals, escaping (no browser)."""
+"""The review page's HTTP surface: token gate, refusals, escaping, bounded input (no browser)."""
 
 from __future__ import annotations
 
+import json
+import re
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from flywheel.config import LabelingConfig
 from flywheel.labeling.selection import select_batch
-from flywheel.labeling.server import create_review_app, render_markdown
+from flywheel.labeling.server import ReviewServer, create_review_app, render_markdown
 from flywheel.labeling.store import ReviewStore
 
 WEEK = "2026-11-16"
@@ -81,3 +86,94 @@ def test_rubric_markdown_is_escaped() -> None:
     out = str(render_markdown("<!-- marker -->\n# Title\n\n1. one <b>x</b>\n2. `code & more`\n\ntext *em*"))
     assert "marker" not in out and "<b>" not in out and "&lt;b&gt;x&lt;/b&gt;" in out
     assert "<h2>Title</h2>" in out and "<ol>" in out and "<code>code &amp; more</code>" in out and "<em>em</em>" in out
+
+
+# --- bounded input, over real HTTP (issue 11: 50 MB bodies accepted, 500s on nesting and surrogates) ---
+LIMITS = LabelingConfig(max_request_bytes=8192, max_fix_chars=1000, max_reason_chars=100)
+
+
+@pytest.fixture
+def live(store: ReviewStore) -> Iterator[ReviewServer]:
+    server = ReviewServer(store, WEEK, token=TOKEN, limits=LIMITS).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _send(server: ReviewServer, raw: bytes) -> tuple[int, dict]:
+    """Send a raw HTTP request; the status and JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body.split(b"\r\n")[1] if b"chunked" in head.lower() else body)
+
+
+def _post(server: ReviewServer, body: bytes, headers: str | None = None) -> tuple[int, dict]:
+    headers = headers if headers is not None else f"Content-Length: {len(body)}\r\n"
+    return _send(server, f"POST /api/decision HTTP/1.1\r\nHost: x\r\nX-Review-Token: {TOKEN}\r\n"
+                         f"Content-Type: application/json\r\n{headers}Connection: close\r\n\r\n".encode() + body)
+
+
+def test_an_oversized_body_is_refused_with_413(live: ReviewServer, store: ReviewStore) -> None:
+    # a Content-Length over the limit is refused before one byte of the body is read
+    status, answer = _post(live, b"", headers="Content-Length: 52428800\r\n")
+    assert status == 413 and "larger than 8,192 bytes (labeling.max_request_bytes)" in answer["error"]
+    # without a Content-Length the body is counted while it streams in
+    body = json.dumps({"item_id": "i-1", "verdict": "fix", "reviewer": "ann", "text": "x" * 9000}).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[k:k + 1000]), body[k:k + 1000]) for k in range(0, len(body), 1000))
+    status, answer = _post(live, chunked + b"0\r\n\r\n", headers="Transfer-Encoding: chunked\r\n")
+    assert status == 413
+    assert store.decisions(WEEK) == []
+    ok = json.dumps({"item_id": "i-1", "verdict": "fix", "reviewer": "ann", "text": "x" * 900}).encode()
+    assert _post(live, ok)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"item_id": "i-1", "verdict": "fix", "reviewer": "ann", "text": "a\\u0000b"}',
+         "the fixed answer (text) contains a NUL character at position 1; remove it"),
+        (b'{"item_id": "i-1", "verdict": "fix", "reviewer": "ann", "text": "\\ud800"}', "contains a lone surrogate (U+D800)"),
+        (b'{"item_id": "i-1", "verdict": "reject", "reviewer": "ann\\u0000", "reason": "r"}', "reviewer name contains a NUL"),
+        (b'{"item_id": "i-1", "verdict": "reject", "reviewer": "ann", "reason": "' + b"r" * 101 + b'"}',
+         "the reason is 101 characters long; at most 100"),
+        (b'{"item_id": "i-1", "verdict": "fix", "reviewer": "ann", "text": "' + b"t" * 1001 + b'"}', "at most 1,000"),
+        (b"[" * 4000 + b"]" * 4000, "nested too deeply"),
+        (b'{"item_id": "i-1", "verdict": "pass", "reviewer": "ann", "n": ' + b"9" * 5000 + b"}", "too many digits"),
+        (b'{"item_id": "i-1", "verdict": "pass", "reviewer": "\xff"}', "not UTF-8"),
+    ],
+)
+def test_unusable_text_is_refused_with_400(live: ReviewServer, store: ReviewStore, body: bytes, reason: str) -> None:
+    status, answer = _post(live, body)
+    assert status == 400 and reason in answer["error"]
+    assert store.decisions(WEEK) == []
+
+
+def test_a_decision_reads_no_decision_text(live: ReviewServer, store: ReviewStore) -> None:
+    """Issue 11: a stored 50 MB fix made every later decision ~50x slower (each request read every fix).
+    Asserted on what the store is asked, not on timing: no request but the reviewer's own state reads a fix."""
+    old = store.validate_decision(WEEK, "i-2", "old", "pass")
+    store.record_decisions([dict(old, verdict="fix", text="y" * 5_000_000)])  # stored before any limit existed
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        body = json.dumps({"item_id": "i-1", "verdict": "pass", "reviewer": "ann"}).encode()
+        status, answer = _post(live, body)
+        assert status == 200 and answer["decided"] == ["i-1", "i-2"] and answer["progress"]["decided"] == 2
+        decide = list(statements)
+        _send(live, f"GET /api/state?reviewer=ann&token={TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        state = statements[len(decide):]
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    reads = [s for s in decide if s.startswith("SELECT")]
+    assert reads and not [s for s in reads if re.search(r"review_decisions\.(text|reason)|\bpayload\b|\brubric\b", s)]
+    assert all("review_decisions.reviewer = " in s for s in state if "review_decisions.text" in s)

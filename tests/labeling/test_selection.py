@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from flywheel.core.records import MAX_ID_CHARS
 from flywheel.core.storage import FlywheelHome
 from flywheel.labeling.candidates import load_week_candidates
 from flywheel.labeling.decisions import record_decision
 from flywheel.labeling.selection import allot_quotas, select_batch
 from flywheel.labeling.store import ReviewStore
-from tests.labeling.traffic import WEEK, cfg, traffic, words, write_week
+from tests.labeling.traffic import WEEK, cfg, interaction, traffic, words, write_week
 
 
 def test_selection_quotas_collapse_and_counts(home: FlywheelHome) -> None:
@@ -55,3 +56,31 @@ def test_already_reviewed_items_are_not_sent_again(home: FlywheelHome, store: Re
     assert first.items[0]["item_id"] not in chosen and first.items[1]["item_id"] in chosen
     # the same input under another interaction id is recognised by its normalized text
     assert sel.already_reviewed["correction"] == 1 and sel.already_reviewed["negative"] == 3
+
+
+def test_an_interaction_id_on_two_days_is_one_item_its_latest_row(home: FlywheelHome, store: ReviewStore) -> None:
+    """Issue 11: the same interaction_id captured on two days of a week failed the batch (duplicate item ids)."""
+    first = interaction("i-1", 0, f"export {words(1)} to csv", "correction", correction="Use Reports > Export.")
+    again = interaction("i-1", 2, f"export {words(1)} to csv", "correction", correction="Use Reports > Export.",
+                        output="the answer sent later")
+    other = interaction("i-2", 1, f"crash on {words(2)}", "negative")
+    other_changed = interaction("i-2", 3, f"an unrelated {words(3)} question", "negative")
+    write_week(home, [first, again, other, other_changed, interaction("i-3", 4, f"voucher {words(4)}")])
+    rows, _ = load_week_candidates(home, WEEK)
+    sel = select_batch(WEEK, rows, cfg(20))
+    assert sorted(it["item_id"] for it in sel.items) == ["i-1", "i-2", "i-3"]
+    by_id = {it["item_id"]: it for it in sel.items}
+    assert by_id["i-1"]["output"] == "the answer sent later" and by_id["i-1"]["duplicate_ids"] == []
+    assert by_id["i-2"]["input_text"].startswith("an unrelated")
+    assert sel.metadata()["duplicate_id_rows"] == 2 and sel.metadata()["unusable_id_rows"] == 0
+    store.register_batch(WEEK, sel.items, kind="weekly", meta=sel.metadata())
+    assert store.batch(WEEK).meta["duplicate_id_rows"] == 2
+
+
+def test_ids_the_store_cannot_hold_are_left_out_and_counted() -> None:
+    rows = [{"interaction_id": iid, "ts": "2026-11-16T09:00:00Z", "messages": [{"role": "user", "content": f"q {words(k)}"}],
+             "input_text": "", "output": "a", "signal": "negative", "weight": 2.0, "confidence": None}
+            for k, iid in enumerate(["ok-1", "x" * (MAX_ID_CHARS + 1), "nul\x00id", "", None, "x" * MAX_ID_CHARS])]
+    sel = select_batch(WEEK, rows, cfg(20))
+    assert sorted(it["item_id"] for it in sel.items) == ["ok-1", "x" * MAX_ID_CHARS]
+    assert sel.unusable_id_rows == 4

@@ -6,7 +6,9 @@ import threading
 
 import pytest
 
+from flywheel.config import LabelingConfig
 from flywheel.core.errors import FlywheelError, InputError
+from flywheel.core.records import MAX_ID_CHARS
 from flywheel.labeling.decisions import record_decision
 from flywheel.labeling.store import (
     BatchClosedError,
@@ -14,6 +16,7 @@ from flywheel.labeling.store import (
     ReviewStore,
     UnknownBatchError,
     UnknownItemError,
+    UnusableTextError,
 )
 from tests.labeling.traffic import WEEK, small_batch
 
@@ -75,3 +78,54 @@ def test_review_errors_are_input_errors() -> None:
 def test_unknown_batch(store: ReviewStore) -> None:
     with pytest.raises(UnknownBatchError, match="not found"):
         store.batch("nope")
+
+
+def check_unstorable_input_is_refused_before_the_database(store: ReviewStore) -> None:
+    items = small_batch(store, 2)
+    ok = dict(items[0], batch_id="b-ok", item_id="x" * MAX_ID_CHARS, interaction_id="y" * MAX_ID_CHARS)
+    store.register_batch("b-ok", [ok], kind="weekly")  # exactly MAX_ID_CHARS fits the columns
+    assert store.item_ids("b-ok") == ["x" * MAX_ID_CHARS]
+    cases = {
+        "item_id": ("x" * (MAX_ID_CHARS + 1), f"at most {MAX_ID_CHARS}"),
+        "interaction_id": ("a\x00b", "NUL character"),
+    }
+    for key, (value, reason) in cases.items():
+        with pytest.raises(ReviewError, match=f"item 0: {key} .*{reason}"):
+            store.register_batch("b-bad", [dict(items[0], **{key: value})], kind="weekly")
+    with pytest.raises(ReviewError, match="batch id .*at most"):
+        store.register_batch("w" * 200, items, kind="weekly")
+    assert not store.has_batch("b-bad") and store.batch_ids() == [WEEK, "b-ok"]
+    a = items[0]["item_id"]
+    for text, reason in [("fixed\x00answer", "NUL character at position 5"), ("\ud800", "lone surrogate"),
+                         ("y" * 20_001, "at most 20,000")]:
+        with pytest.raises(UnusableTextError, match=reason):
+            record_decision(store, WEEK, a, "ann", "fix", text=text)
+    with pytest.raises(UnusableTextError, match="reason .*at most 10"):
+        record_decision(store, WEEK, a, "ann", "reject", reason="r" * 11, limits=LabelingConfig(max_reason_chars=10))
+    with pytest.raises(UnusableTextError, match="name"):
+        store.close_batch(WEEK, closed_by="n" * 200)
+    assert store.decisions(WEEK) == []
+    assert record_decision(store, WEEK, a, "ann", "fix", text="fixed answer").text == "fixed answer"
+
+
+def test_unstorable_input_on_sqlite(store: ReviewStore) -> None:
+    check_unstorable_input_is_refused_before_the_database(store)
+
+
+@pytest.mark.postgres
+def test_unstorable_input_on_postgres(pg_url: str) -> None:
+    """Issue 11: an id over varchar(128) and a NUL in a fix reached PostgreSQL and failed there."""
+    check_unstorable_input_is_refused_before_the_database(ReviewStore(pg_url))
+
+
+@pytest.mark.postgres
+def test_a_correction_with_nul_registers_and_its_fix_is_refused_clearly(pg_url: str) -> None:
+    store = ReviewStore(pg_url)
+    items = small_batch(store, 1)
+    items[0]["correction_text"] = "use\x00 the export page"  # capture keeps NUL in a correction
+    store.register_batch(WEEK, items, kind="weekly")  # the item's JSON escapes it
+    assert store.items(WEEK)[0]["correction_text"] == "use\x00 the export page"
+    with pytest.raises(UnusableTextError, match="NUL character at position 3; remove it"):
+        record_decision(store, WEEK, items[0]["item_id"], "ann", "fix", text=items[0]["correction_text"])
+    record_decision(store, WEEK, items[0]["item_id"], "ann", "fix", text="use the export page")
+    assert store.decisions(WEEK)[0].text == "use the export page"

@@ -243,7 +243,8 @@
     $("fix-editor").hidden = false;
     $("main").classList.add("editing");
     const ta = $("fix-text");
-    ta.value = d && d.verdict === "fix" && d.text ? d.text : (it.correction_text || it.output || "");
+    // a user's correction may hold NUL characters, which no fix may store: the draft leaves them out
+    ta.value = d && d.verdict === "fix" && d.text ? d.text : (it.correction_text || it.output || "").replace(/\u0000/g, "");
     mode = "fix";
     fitEditor();
     ta.focus();
