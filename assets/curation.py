@@ -2,9 +2,11 @@
 
 `reviewed_examples` (weekly) belongs to the labeling group and `fixed_eval_set` to evaluation; the
 training dataset reads every existing weekly file of the former and the latter for decontamination.
-Blocking checks (format and answer format, size floor, real:synthetic ratio, eval contamination,
-rubric) stop a run before training; warning checks report generator share, diversity drop,
-distribution gap, conflicts pending review and size under the target.
+A synthetic or distilled file trains only once its admission sample (a review batch registered when
+its source asset materializes) is reviewed and passes. Blocking checks (format and answer format, size
+floor, real:synthetic ratio, eval contamination, rubric, sources admitted) stop a run before training;
+warning checks report generator share, diversity drop, distribution gap, conflicts pending review and
+size under the target.
 """
 
 
@@ -15,8 +17,10 @@ import dagster as dg
 from assets.metadata import png_metadata
 from assets.resources import FlywheelResource
 from flywheel.core.markdown import markdown_table
+from flywheel.curation.admission import admission_markdown, materialize_source, verify_admission
 from flywheel.curation.build import CurationError, build_training_dataset
 from flywheel.curation.card import (
+    admission_table,
     diversity_changes_table,
     diversity_table,
     gap_table,
@@ -24,7 +28,7 @@ from flywheel.curation.card import (
     steps_table,
 )
 from flywheel.curation.review_batches import conflict_review_status
-from flywheel.curation.sources import SOURCE_TABLES, write_source_examples
+from flywheel.curation.sources import SOURCE_TABLES
 from flywheel.curation.versions import read_manifest
 from flywheel.project import rubric_problem
 
@@ -33,8 +37,14 @@ SOURCE_ASSETS = tuple(SOURCE_TABLES)
 
 
 def _materialize_source(flywheel: FlywheelResource, asset: str) -> dg.MaterializeResult:
-    load, out = write_source_examples(flywheel.project(), flywheel.home(), asset)
+    src = materialize_source(flywheel.project(), flywheel.home(), flywheel.db_url(), asset)
+    load, out = src.load, src.path
+    admission = {
+        "admission": dg.MetadataValue.md(admission_markdown(src.admission)),
+        "pending_review": ", ".join(src.pending_batches) or "none",
+    } if src.admission else {}
     return dg.MaterializeResult(metadata={
+        **admission,
         "read": load.read,
         "accepted": len(load.examples),
         "quarantined": len(load.quarantine),
@@ -55,14 +65,16 @@ def seed_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"})
 def synthetic_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Generator-written examples from `sources.synthetic`; every row must name its `generator`
-    (a file without any is refused, single rows without one are quarantined)."""
+    (a file without any is refused, single rows without one are quarantined). Each file gets its admission
+    sample batch `admission-<file>-<hash>`; its rows train once the sample is reviewed and passes."""
     return _materialize_source(flywheel, "synthetic_examples")
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"})
 def distilled_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
     """A teacher model's answers to real inputs from `sources.distilled`; the teacher is named per row in
-    `teacher` (or `generator`) and becomes the example's generator; source=distilled."""
+    `teacher` (or `generator`) and becomes the example's generator; source=distilled. Each file gets its
+    admission sample batch, like a synthetic file."""
     return _materialize_source(flywheel, "distilled_examples")
 
 
@@ -91,6 +103,11 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         "flagged": m["counts"]["flagged"],
         "conflicts": m["counts"]["conflicts"],
         "synthetic_per_real": m["ratios"]["synthetic_per_real"],
+        "self_generated_share": m["ratios"]["self_generated_share"],
+        "admission": dg.MetadataValue.md(admission_table(m["admission"])) if m.get("admission")
+        else "no synthetic or distilled files",
+        "held_out_files": ", ".join(a["name"] for a in m.get("admission") or [] if a["status"] != "admitted") or "none",
+        "conflict_verdicts_applied": dg.MetadataValue.json(m["conflict_review"]),
         "steps": dg.MetadataValue.md(steps_table(m["steps"])),
         "rules": dg.MetadataValue.md(rules_table(m["rules"])),
         "diversity": dg.MetadataValue.md(diversity_table(m["diversity"])),
@@ -155,6 +172,21 @@ def real_synthetic_ratio(context: dg.AssetCheckExecutionContext, flywheel: Flywh
 def no_eval_contamination(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource) -> dg.AssetCheckResult:
     """No shared n-gram or near-duplicate input with the fixed eval set (fails when the eval set is missing)."""
     return _rule(context, flywheel, "no_eval_contamination")
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def sources_admitted(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    """No row of a synthetic or distilled file whose admission sample is not reviewed and passed (decisions read
+    again now) is in the version; names every file held out and why."""
+    version, manifest = _latest_manifest(context, flywheel)
+    if manifest is None:
+        return dg.AssetCheckResult(passed=False, description="no materialized training dataset version to check")
+    check = verify_admission(flywheel.project(), flywheel.home(), flywheel.db_url(), str(version))
+    return dg.AssetCheckResult(passed=check.passed, description=check.message, metadata={
+        "version": version,
+        "files": dg.MetadataValue.md(markdown_table(["file", "rows in version", "status now", "detail"],
+                                                    [list(f.values()) for f in check.files])),
+    })
 
 
 @dg.asset_check(asset=training_dataset, blocking=True)

@@ -139,6 +139,10 @@ class CurationConfig(_Strict):
     mislabel_same_inputs_cosine: float = Field(
         0.9, gt=0, le=1,
         description="answer classes whose inputs' centroids have at least this cosine answer the same questions: one class")
+    mislabel_confidence: float = Field(
+        0.75, gt=0, le=1,
+        description="a row is mislabeled when its predicted class's probability reaches this share of that class's mean "
+                    "(1 = confident learning's threshold; lower finds more)")
 
     @field_validator("answer_regex")
     @classmethod

@@ -2,8 +2,10 @@
 
 Reads every source table (`warehouse/{seed,synthetic,distilled}_examples/all.parquet`) and every
 weekly `reviewed_examples` file, the fixed eval set (for decontamination) and the last weeks of
-production inputs (for the distribution gap), curates, writes `datasets/<version>/`, and registers
-the version's review sample and conflicts as review batches.
+production inputs (for the distribution gap), and from the decision store what reviewers decided: each
+synthetic / distilled file's admission (`curation.admission`; a missing sample batch is registered) and
+the verdicts of every conflict batch (`review_batches.read_conflict_verdicts`). Curates, writes
+`datasets/<version>/`, and registers the version's review sample and conflicts as review batches.
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ from flywheel.capture.records import INTERACTIONS
 from flywheel.config import ProjectConfig
 from flywheel.core.errors import InputError
 from flywheel.core.storage import FlywheelHome
+from flywheel.curation.admission import admission_plan
+from flywheel.curation.context import FileAdmission, ReviewInputs
 from flywheel.curation.pipeline import CurationResult, curate
 from flywheel.curation.production_gap import recent_production_inputs
-from flywheel.curation.review_batches import register_conflict_review, register_review_sample
+from flywheel.curation.review_batches import (
+    read_conflict_verdicts,
+    register_conflict_review,
+    register_review_sample,
+)
 from flywheel.curation.sources import SOURCE_TABLES, read_eval_items, read_examples
 from flywheel.curation.versions import DatasetVersion, write_dataset_version
 from flywheel.labeling.reviewed import REVIEWED_ASSET
+from flywheel.labeling.store import ReviewStore
 from flywheel.project import rubric_problem, rubric_text
 
 FIXED_EVAL_SET = ("fixed_eval_set", "current")
@@ -41,10 +50,16 @@ class TrainingDatasetBuild:
     conflict_batch: str | None = None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def admission(self) -> list[FileAdmission]:
+        """Each synthetic / distilled file's admission as this build applied it."""
+        return list((self.result.ctx.reviews.admission or {}).values())
+
 
 def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: str) -> TrainingDatasetBuild:
     """Curate every source of `project` into a new dataset version under `home` and register its review
     batches in the decision store at `db_url`. Refuses (CurationError) while the rubric is unwritten.
+    Rows of synthetic / distilled files not admitted are held out; conflict verdicts are applied.
 
     A batch that cannot be registered is a warning, not a failure: the version's files
     (`review_sample.jsonl`, `conflicts.parquet`) are written either way, and the conflicts check reports
@@ -57,7 +72,11 @@ def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: s
     files += sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet"))
     eval_items = read_eval_items(home.warehouse(*FIXED_EVAL_SET))
     prod_inputs, prod_versions = recent_production_inputs(home.warehouse(INTERACTIONS))
-    result = curate(read_examples(files), project.curation, eval_items, prod_versions)
+    examples = read_examples(files)
+    store = ReviewStore(db_url)  # unreadable decisions fail the build: nothing may train unreviewed
+    verdicts, conflict_batches = read_conflict_verdicts(store)
+    reviews = ReviewInputs(admission_plan(store, examples, project.curation, rubric), verdicts, conflict_batches)
+    result = curate(examples, project.curation, eval_items, prod_versions, reviews=reviews)
     dv = write_dataset_version(
         home, result, rubric_text=rubric, rubric_path=str(project.resolve(project.rubric)), rubric_problem=problem,
         production_inputs=prod_inputs, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -9,6 +9,15 @@ from typing import Any
 from flywheel.core.markdown import markdown_table
 from flywheel.curation.pipeline import CurationResult
 
+ADMISSION_RULE = (
+    "A synthetic or distilled file trains only once a person has reviewed a seeded sample of it (batch "
+    "`admission-<file>-<hash>`) and passes / decided reach `curation.min_sample_pass_rate`. Rows of a pending or "
+    "failed file are held out (`admission_pending`, `admission_failed`); in an admitted file a fixed sample row "
+    "trains with the fixed answer and a rejected one is dropped (`admission_rejected`).")
+CONFLICT_RULE = (
+    "Verdicts on the `conflicts-<version>` batches: pass = the dropped answer is acceptable too (both rows train), "
+    "fix = the edited answer replaces both (one human-fixed row), reject = the dropped answer stays out; a reject "
+    "whose reason starts with \"both\" (e.g. \"both wrong\") drops the kept answer too.")
 DIVERSITY_COLUMNS = ("n", "distinct_1", "distinct_2", "compression_ratio", "self_bleu", "cluster_coverage")
 
 
@@ -37,6 +46,24 @@ def steps_table(steps: Sequence[dict[str, Any]]) -> str:
                             ", ".join(f"{k}: {v}" for k, v in s["flagged"].items()) or "-", s["seconds"]] for s in steps])
 
 
+def admission_table(entries: Sequence[dict[str, Any]]) -> str:
+    """Per synthetic / distilled file (`FileAdmission.summary()`): its sample review and its status."""
+    return markdown_table(
+        ["file", "generator(s)", "rows", "batch", "decided", "pass rate", "status", "detail"],
+        [[e["name"], ", ".join(e["generators"]) or "-", e["rows"], e["batch"] or "-", f"{e['decided']} of {e['items']}",
+          "-" if e["pass_rate"] is None else f"{e['pass_rate']:.0%} ({e['passed']} passed)", e["status"], e["detail"]]
+         for e in entries])
+
+
+def conflict_review_table(review: dict[str, Any]) -> str:
+    """The conflict batches whose verdicts a version applied (items, decided, verdicts) and what they did."""
+    rows = [[b["batch"], b["items"], b["decided"], b["pass"], b["fix"], b["reject"], b["reject_both"]]
+            for b in review.get("batches", [])]
+    table = markdown_table(["batch", "items", "decided", "pass", "fix", "reject", "reject (both)"], rows)
+    applied = ", ".join(f"{k}: {v}" for k, v in review.get("applied", {}).items()) or "nothing to apply"
+    return f"{table}\n\nApplied to this version: {applied}."
+
+
 def gap_table(gap: dict[str, Any]) -> str:
     """The production gap's measures (production vs training)."""
     if not gap.get("available"):
@@ -59,6 +86,10 @@ def dataset_card(manifest: dict[str, Any], result: CurationResult, rubric_text: 
         + (f" Previous version: `{m['previous_version']}`." if m.get("previous_version") else ""),
         "## Sources",
         markdown_table(["source", "in", "in training"], [[s, c, m["counts"]["by_source"].get(s, 0)] for s, c in result.sources_in.items()]),
+        "## Source admission",
+        ADMISSION_RULE,
+        admission_table(m["admission"]) if m.get("admission") else (
+            "No synthetic or distilled files." if m["facts"].get("admission_checked") else "Admission was not checked."),
         "## Steps",
         markdown_table(["step", "in", "out", "dropped", "flagged", "seconds"],
                        [[r.step, r.n_in, r.n_out, sum(r.dropped.values()), sum(r.flagged.values()), r.seconds] for r in result.reports]),
@@ -67,6 +98,10 @@ def dataset_card(manifest: dict[str, Any], result: CurationResult, rubric_text: 
         "## Flagged for review (one rubric rule failed)",
         markdown_table(["rule", "count"], Counter(f["rule"] for f in result.ctx.flagged).most_common()) if result.ctx.flagged else "None.",
         f"Conflicts listed for review: {len(result.ctx.conflicts)}.",
+        "## Conflict verdicts applied",
+        CONFLICT_RULE,
+        conflict_review_table(m["conflict_review"]) if m.get("conflict_review", {}).get("batches")
+        else "No conflict batch has a decision yet.",
         "## Ratios",
         markdown_table(["measure", "value"], [[k, v] for k, v in m["ratios"].items()]),
         "## Diversity",

@@ -15,7 +15,7 @@ from typing import Any
 
 from flywheel.config import CurationConfig
 from flywheel.core.errors import require
-from flywheel.curation.context import CurationContext, EvalItems, Step, StepReport
+from flywheel.curation.context import CurationContext, EvalItems, ReviewInputs, Step, StepReport
 from flywheel.curation.steps import DEFAULT_STEPS
 
 
@@ -59,11 +59,14 @@ def sort_key(row: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def curate(examples: Sequence[dict[str, Any]], config: CurationConfig, eval_items: EvalItems | None = None,
-           production_model_versions: set[str] | None = None, steps: Sequence[Step] | None = None) -> CurationResult:
+           production_model_versions: set[str] | None = None, steps: Sequence[Step] | None = None,
+           reviews: ReviewInputs | None = None) -> CurationResult:
     """Merge the example rows of every source and run the curation steps (sorted by id first, so the
-    result does not depend on input order)."""
+    result does not depend on input order). `reviews`: the source files' admission and the conflict
+    verdicts to apply (`curation.admission`, `curation.review_batches`)."""
     ctx = CurationContext(config=config, eval_items=eval_items or EvalItems(None),
-                          production_model_versions=set(production_model_versions or ()))
+                          production_model_versions=set(production_model_versions or ()),
+                          reviews=reviews or ReviewInputs())
     rows = sorted((dict(r) for r in examples), key=sort_key)
     sources_in = dict(Counter(("human_fixed" if r.get("human_fixed") else r.get("source")) for r in rows).most_common())
     rows, reports = run_steps(rows, ctx, steps)

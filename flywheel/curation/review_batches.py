@@ -1,7 +1,9 @@
 """A dataset version's review batches in the labeling decision store.
 
 - `dataset-<version>`: the seeded review sample (the rubric's five questions, by people);
-- `conflicts-<version>`: the examples dropped as conflicting, each beside the answer kept instead.
+- `conflicts-<version>`: the examples dropped as conflicting, each beside the answer kept instead; the
+  verdicts of every conflict batch are read back (`read_conflict_verdicts`) and applied to the next
+  version built (`curation.steps.conflict_verdicts`).
 
 Both are built from labeling's generic review items (`labeling.batches.review_item`) and registered
 with `ReviewStore.register_batch`; a batch that exists is kept (a rebuild of the same version keeps
@@ -10,14 +12,20 @@ its batches and their decisions).
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from flywheel.curation.context import ConflictVerdict, RowVerdict
 from flywheel.curation.versions import DatasetVersion
 from flywheel.labeling.batches import create_sample_batch, review_item
+from flywheel.labeling.decisions import resolve_decisions
 from flywheel.labeling.store import ReviewError, ReviewStore
 
 CONFLICT_KIND = "conflict"
+CONFLICT_HOW_TO = ("pass: keep both answers; fix: your answer replaces both; reject: keep only the kept answer "
+                   "(a reject reason starting with 'both' drops both)")
 
 
 def review_sample_batch_id(version: str) -> str:
@@ -53,8 +61,9 @@ def create_conflict_batch(
     Each conflict row (`CurationContext.conflicts`: `example_id`, `messages` or `input`, `answer`, `source`,
     `generator`, `kept_example_id`, `kept_source`, `kept_answer`, `similarity`) becomes one item showing the
     dropped example's prompt and answer; the kept example's answer is its evidence and in its lineage.
-    pass = the dropped answer is acceptable too, fix = an edited answer, reject = the dropped answer is wrong.
-    Returns the items (item_id = the dropped example's id; repeats are listed once).
+    pass = the dropped answer is acceptable too (both train), fix = the edited answer replaces both, reject = the
+    dropped answer is wrong (a reason starting with "both" drops the kept one too); see
+    `curation.steps.conflict_verdicts`, which applies them to the next version. Returns the items (item_id = the dropped example's id; repeats are listed once).
     """
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -75,7 +84,8 @@ def create_conflict_batch(
             batch_id, item_id, len(items), CONFLICT_KIND, prompt, c["answer"],
             key="",  # a training-example conflict holds no production input back from weekly review
             model_version=c.get("generator"),
-            evidence=f"kept answer ({c.get('kept_source') or 'unknown source'}): {c.get('kept_answer') or ''}",
+            evidence=f"kept answer ({c.get('kept_source') or 'unknown source'}): {c.get('kept_answer') or ''} "
+                     f"-- {CONFLICT_HOW_TO}",
             source=c.get("source") or source, lineage=lineage, rubric=rubric,
         ))
     store.register_batch(batch_id, items, kind=CONFLICT_KIND, rubric=rubric, source=source,
@@ -113,3 +123,29 @@ def conflict_review_status(db_url: str, version: str, n_conflicts: int) -> tuple
         return True, f"{p.items} conflicts reviewed (batch {batch_id} {p.state})"
     return False, (f"{p.items - p.decided} of {p.items} conflicts undecided "
                    f"(review batch {batch_id}: `flywheel review --batch {batch_id}`)")
+
+
+def read_conflict_verdicts(store: ReviewStore) -> tuple[list[ConflictVerdict], list[dict[str, Any]]]:
+    """Every decided item of every conflict batch as a verdict on (dropped example, kept example), and per batch
+    its items, decided items and verdict counts. Batches are read oldest first; a later batch's verdict on the
+    same dropped example replaces an earlier one. Undecided items are left out (the conflict stays)."""
+    infos = sorted((store.batch(b) for b in store.batch_ids(kind=CONFLICT_KIND)), key=lambda i: (i.created_at, i.batch_id))
+    by_dropped: dict[str, ConflictVerdict] = {}
+    batches = []
+    for info in infos:
+        resolved = resolve_decisions(store.decisions(info.batch_id))
+        items = store.items(info.batch_id)
+        counts: Counter[str] = Counter()
+        for it in items:
+            r = resolved.get(it["item_id"])
+            if r is None:
+                continue
+            lineage = json.loads(it.get("lineage") or "{}")
+            cv = ConflictVerdict(str(lineage.get("example_id") or it["item_id"]), lineage.get("kept_example_id"),
+                                 RowVerdict(info.batch_id, r.verdict, r.text, r.reason, r.reviewer))
+            counts["reject_both" if cv.both_wrong else r.verdict] += 1
+            by_dropped[cv.dropped_id] = cv
+        batches.append({"batch": info.batch_id, "items": len(items), "decided": sum(counts.values()),
+                        "pass": counts["pass"], "fix": counts["fix"], "reject": counts["reject"],
+                        "reject_both": counts["reject_both"]})
+    return list(by_dropped.values()), batches

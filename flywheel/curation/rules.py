@@ -9,8 +9,9 @@ from typing import Any
 
 from flywheel.core.text import final_answer, shingle_form
 from flywheel.curation.answer_format import AnswerFormat
-from flywheel.curation.context import REAL_SOURCES
+from flywheel.curation.context import ratio_counts
 from flywheel.curation.pipeline import CurationResult
+from flywheel.curation.steps.admission import needs_admission, unadmitted_files
 from flywheel.curation.steps.rubric import ANSWER_FORMAT
 
 
@@ -54,6 +55,27 @@ def format_rule(result: CurationResult) -> Rule:
     return Rule("format_consistent", True, format_ran and not bad_format and not bad_answers, message)
 
 
+def admission_rule(result: CurationResult) -> Rule:
+    """`sources_admitted` (blocking): no row of a synthetic or distilled file whose admission sample is not
+    reviewed and passed is in the dataset; names every held-out file and why."""
+    admission = result.ctx.reviews.admission
+    rows = result.rows
+    n_gen = sum(1 for r in rows if needs_admission(r))
+    bad = unadmitted_files(rows, admission)
+    if admission is None:
+        return Rule("sources_admitted", True, not n_gen, "no synthetic or distilled rows" if not n_gen else
+                    f"{n_gen} synthetic or distilled rows and their files' admission was not checked")
+    held = [fa for fa in admission.values() if not fa.admitted]
+    held_text = "; ".join(f"{fa.name} {fa.status}: {fa.detail}" for fa in held)
+    if bad:
+        names = ", ".join(f"{admission[k].name if k in admission else k[0] or 'unknown file'} ({n} rows)"
+                          for k, n in bad.items())
+        return Rule("sources_admitted", True, False, f"rows of files not admitted are in the dataset: {names}")
+    n_files = sum(1 for fa in admission.values() if fa.admitted)
+    message = f"{n_gen} synthetic/distilled rows, all from {n_files} admitted files"
+    return Rule("sources_admitted", True, True, message + (f"; held out: {held_text}" if held else ""))
+
+
 def evaluate_rules(result: CurationResult, rubric_problem: str | None, diversity_rows: Sequence[dict[str, Any]],
                    gap: dict[str, Any]) -> list[Rule]:
     """Every blocking and warning rule of the dataset, computed on the final rows."""
@@ -61,14 +83,16 @@ def evaluate_rules(result: CurationResult, rubric_problem: str | None, diversity
     rows = result.rows
     facts = result.ctx.facts
     n = len(rows)
-    n_real = sum(1 for r in rows if r.get("source") in REAL_SOURCES)
-    n_syn = sum(1 for r in rows if r.get("source") == "synthetic")
+    counts = ratio_counts(rows, set(cfg.self_generator_names) | result.ctx.production_model_versions)
+    n_real, n_gen = counts["real_or_human"], counts["generated"]
     rules = [
         Rule("rubric_edited", True, rubric_problem is None, rubric_problem or "rubric present and edited"),
         format_rule(result),
         Rule("size_floor", True, n >= cfg.min_examples, f"{n} examples (floor {cfg.min_examples})"),
-        Rule("real_synthetic_ratio", True, n_syn <= n_real * cfg.max_synthetic_per_real,
-             f"{n_real} real/human : {n_syn} synthetic (at most 1:{cfg.max_synthetic_per_real:g})"),
+        Rule("real_synthetic_ratio", True, n_gen <= n_real * cfg.max_synthetic_per_real,
+             f"{n_real} real/human : {n_gen} generated ({counts['synthetic']} synthetic + {counts['distilled']} "
+             f"distilled; at most 1:{cfg.max_synthetic_per_real:g})"),
+        admission_rule(result),
     ]
     eval_rows = result.ctx.eval_items.rows
     decon = next((r for r in result.reports if r.step == "decontamination"), None)

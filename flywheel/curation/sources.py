@@ -7,6 +7,7 @@ dataset build reads those tables back with `read_examples`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -71,6 +72,12 @@ def _row_value(row: formats.RowResult, keys: Sequence[str]) -> Any:
     return None
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (hex)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: int = 4096,
                          generator_keys: Sequence[str] = ()) -> SourceLoad:
     """Read example files (ChatML, ShareGPT or Alpaca) as EXAMPLE_SCHEMA rows of `source`.
@@ -79,6 +86,8 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
     where no row does is refused (every row quarantined as `file_without_generator`), single rows
     without one are quarantined as `missing_generator`. An unreadable or mixed-format file counts as
     one read record and is quarantined with line 0. Optional per-row keys: `slice`, `weight`, `id`.
+    Each row's lineage names its file, row, format and the file's content hash (`file_sha256`: the
+    admission gate reviews a file's content once).
     """
     out = SourceLoad()
     for p in paths:
@@ -90,6 +99,7 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
             out.quarantine.append({"source_file": str(path), "line": 0, "reason": reason, "detail": str(exc), "raw": ""})
             out.files.append({"file": str(path), "format": None, "read": 1, "accepted": 0, "quarantined": 1})
             continue
+        digest = file_sha256(path)
         generators = [(_row_value(r, generator_keys) if generator_keys else None) for r in report.rows]
         file_has_generator = any(g is not None for g in generators) or not generator_keys
         accepted = 0
@@ -109,7 +119,7 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
                 continue
             weight = _row_value(row, ("weight",))
             slice_tag = _row_value(row, ("slice",))
-            lineage = {"file": str(path), "row": line, "format": report.format}
+            lineage = {"file": str(path), "row": line, "format": report.format, "file_sha256": digest}
             if (rid := _row_value(row, ("id",))) is not None:
                 lineage["id"] = rid
             out.examples.append(make_example(
@@ -119,7 +129,7 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
             ))
             accepted += 1
         out.files.append({"file": str(path), "format": report.format, "read": len(report.rows), "accepted": accepted,
-                          "quarantined": len(report.rows) - accepted})
+                          "quarantined": len(report.rows) - accepted, "sha256": digest})
     require(out.read == len(out.examples) + len(out.quarantine),
             f"source {source}: {out.read} rows read but {len(out.examples)} accepted + {len(out.quarantine)} quarantined")
     return out

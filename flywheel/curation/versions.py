@@ -23,8 +23,7 @@ from flywheel.curation.context import (
     CONFLICTS_SCHEMA,
     DROPS_SCHEMA,
     FLAGGED_SCHEMA,
-    REAL_SOURCES,
-    is_self_generated,
+    ratio_counts,
     records_table,
 )
 from flywheel.curation.diversity import diversity_changes, diversity_report, seeded_sample
@@ -113,10 +112,9 @@ def write_dataset_version(
     changes = diversity_changes(diversity, previous.get("diversity") if previous else None, cfg.diversity_drop_warn)
     gap = production_gap(inputs, production_inputs, build_vocabulary(answers, seed=cfg.seed), seed=cfg.seed)
     rules = evaluate_rules(result, rubric_problem, changes, gap)
-    n_real = sum(1 for r in rows if r.get("source") in REAL_SOURCES)
-    n_syn = sum(1 for r in rows if r.get("source") == "synthetic")
-    self_names = set(cfg.self_generator_names) | result.ctx.production_model_versions
-    n_self = sum(1 for r in rows if is_self_generated(r, self_names))
+    counts = ratio_counts(rows, set(cfg.self_generator_names) | result.ctx.production_model_versions)
+    n_real, n_gen, n_self = counts["real_or_human"], counts["generated"], counts["self_generated"]
+    reviews = result.ctx.reviews
     warnings = list(result.ctx.warnings) + [f"{r.name}: {r.message}" for r in rules if not r.blocking and not r.passed]
     manifest = {
         "version": version,
@@ -136,12 +134,20 @@ def write_dataset_version(
         "steps": [vars(r) for r in result.reports],
         "ratios": {
             "real_or_human": n_real,
-            "synthetic": n_syn,
-            "synthetic_per_real": round(n_syn / n_real, 3) if n_real else None,
+            "synthetic": counts["synthetic"],
+            "distilled": counts["distilled"],
+            "synthetic_per_real": round(n_gen / n_real, 3) if n_real else None,  # synthetic + distilled
+            "self_generated": n_self,
             "self_generated_share": round(n_self / len(rows), 4) if rows else 0.0,
             "generator_shares": result.ctx.facts.get("generator_shares", {}),
         },
-        "facts": {k: v for k, v in result.ctx.facts.items() if k != "generator_shares" and not k.startswith("_")},
+        # per synthetic / distilled file: its admission sample's review and what this version took of it
+        "admission": [fa.summary() for fa in (reviews.admission or {}).values()],  # facts.admission_checked: checked?
+        # the conflict batches whose verdicts this version applied, and what they did
+        "conflict_review": {"batches": reviews.conflict_batches,
+                            "applied": result.ctx.facts.get("conflict_verdicts_applied", {})},
+        "facts": {k: v for k, v in result.ctx.facts.items()
+                  if k not in ("generator_shares", "conflict_verdicts_applied") and not k.startswith("_")},
         "diversity": diversity,
         "diversity_changes": changes,
         "production_gap": gap,

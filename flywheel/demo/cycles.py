@@ -236,7 +236,7 @@ def _read_retrain(result: CycleResult, out: JobOutcomeLike, home: FlywheelHome, 
     if manifest_path and manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         result.by_source = manifest["counts"].get("by_source", {})
-        result.held_out = [a["file"] for a in manifest.get("admission", []) if a.get("status") != "admitted"]
+        result.held_out = [a["name"] for a in manifest.get("admission", []) if a.get("status") != "admitted"]
     ev = out.materialized.get("candidate_evaluation")
     if ev is None:
         raise DemoError(f"cycle {number}: the retrain run {out.run_id} did not evaluate a candidate: {out.error}")

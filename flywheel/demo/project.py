@@ -41,7 +41,7 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
         "labeling": {"batch_size": size.batch_size, "seed": 0},
         "sources": {"seed": ["seed.jsonl"], "synthetic": synthetic, "distilled": []},
         "curation": {"min_examples": size.min_examples, "answer_max_chars": 80, "max_generator_share": 0.8,
-                     "review_sample_size": 10, **_admission(size)},
+                     "review_sample_size": 10, "admission_sample_size": size.admission_sample},
         "training": training,
         # slices of 34-45 items: the gate judges each by its interval; training-seed noise is measured on
         # one seed replicate per candidate and pooled over the cycles
@@ -50,12 +50,6 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
                        "seed_replicates": size.seed_replicates},
         "automation": {"timezone": "UTC", "metric_min_interactions": 50},
     }
-
-
-def _admission(size: ScenarioSize) -> dict[str, Any]:
-    from flywheel.config import CurationConfig
-
-    return {"admission_sample_size": size.admission_sample} if "admission_sample_size" in CurationConfig.model_fields else {}
 
 
 def write_project_config(folder: Path, size: ScenarioSize, **options: Any) -> None:

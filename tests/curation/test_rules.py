@@ -5,7 +5,7 @@ from __future__ import annotations
 from flywheel.config import CurationConfig
 from flywheel.curation.context import EvalItems
 from flywheel.curation.pipeline import curate
-from flywheel.curation.rules import format_rule
+from flywheel.curation.rules import admission_rule, format_rule
 from flywheel.curation.steps.format import FormatStep
 from tests.curation.examples import ex
 
@@ -40,3 +40,14 @@ def test_format_consistent_without_an_answer_format() -> None:
     result = curate(_rows(), CurationConfig(min_examples=1, target_examples=1), EvalItems([]))
     rule = format_rule(result)
     assert rule.passed and rule.message == "all 7 rows canonical ChatML"
+
+
+def test_sources_admitted_fails_when_admission_was_not_checked() -> None:
+    """`curate` without the build's admission inputs keeps synthetic rows, and the blocking rule refuses them."""
+    cfg = CurationConfig(min_examples=1, target_examples=1)
+    rows = _rows()[:3] + [ex("Label this ticket: where is my parcel", '{"label": "x"}', "synthetic", generator="g")]
+    result = curate(rows, cfg, EvalItems([]))
+    rule = admission_rule(result)
+    assert rule.blocking and not rule.passed
+    assert rule.message == "1 synthetic or distilled rows and their files' admission was not checked"
+    assert admission_rule(curate(_rows()[:3], cfg, EvalItems([]))).passed

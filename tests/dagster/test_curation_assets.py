@@ -24,8 +24,9 @@ from tests.shared_data import DATASETS
 ALPACA = DATASETS / "alpaca_llamafactory_demo.json"
 SOURCE_AND_DATASET = [curation.seed_examples, curation.synthetic_examples, curation.distilled_examples, curation.training_dataset]
 CHECKS = [curation.format_consistent, curation.size_floor, curation.real_synthetic_ratio, curation.no_eval_contamination,
-          curation.rubric_edited, curation.single_generator_share, curation.diversity_drop, curation.distribution_gap,
-          curation.conflicts_pending_review, curation.size_target]
+          curation.rubric_edited, curation.sources_admitted, curation.single_generator_share, curation.diversity_drop,
+          curation.distribution_gap, curation.conflicts_pending_review, curation.size_target]
+SOURCES = [curation.seed_examples, curation.synthetic_examples, curation.distilled_examples]
 
 
 def _project(project_dir: Path, tmp_path: Path, extra_synthetic: list[dict] | None = None, **curation: object) -> Path:
@@ -73,6 +74,20 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
+def _review_admission(home: FlywheelHome, verdicts: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Decide every item of every open admission batch: `verdicts` by file name prefix, else pass."""
+    store = ReviewStore(home.database_url())
+    decided = {}
+    for batch in store.batch_ids(kind="admission"):
+        if store.progress(batch).state != "open":
+            continue
+        verdict = next((v for prefix, v in (verdicts or {}).items() if batch.startswith(f"admission-{prefix}")), "pass")
+        for item_id in store.item_ids(batch):
+            record_decision(store, batch, item_id, "ana", verdict, reason="wrong" if verdict == "reject" else None)
+        decided[batch] = store.item_ids(batch)
+    return decided
+
+
 def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
     _project(project_dir, tmp_path)
     _eval_set(home)
@@ -80,7 +95,8 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=_resource(project_dir, home))
     assert result.success
     checks = _checks(result)
-    for name in ("format_consistent", "size_floor", "real_synthetic_ratio", "no_eval_contamination", "rubric_edited"):
+    for name in ("format_consistent", "size_floor", "real_synthetic_ratio", "no_eval_contamination", "rubric_edited",
+                 "sources_admitted"):
         assert checks[name], name
     # sources: read = accepted + quarantined; the synthetic row without a generator is quarantined
     syn = pq.read_table(home.warehouse("synthetic_examples", "all")).to_pylist()
@@ -96,13 +112,17 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     manifest = read_manifest(home, version)
     drops = pq.read_table(home.dataset(version) / "drops.parquet").to_pylist()
     reasons = {d["reason"] for d in drops}
-    assert "exact_duplicate" in reasons and reasons & {"eval_ngram_overlap", "eval_near_duplicate_input"}
+    assert "exact_duplicate" in reasons and reasons & {"eval_ngram_overlap", "eval_near_duplicate_input", "eval_near_copy"}
     assert sum(d["reason"] == "exact_duplicate" for d in drops) == 14
     assert manifest["counts"]["train"] + manifest["counts"]["dropped"] == manifest["counts"]["input"] == 999 + 4 + 1
     assert len((home.dataset(version) / "review_sample.jsonl").read_text().splitlines()) == 10
     assert mat.metadata["review_batch"].value == f"dataset-{version}"
     card = (home.dataset(version) / "card.md").read_text()
-    assert "eval_near_duplicate_input" in card and manifest["content_hash"] in card
+    assert "eval_near" in card  # eval_near_duplicate_input / eval_near_copy drops
+    assert manifest["content_hash"] in card
+    # the synthetic and distilled files wait for their admission sample: held out, counted, named
+    assert manifest["counts"]["drops_by_reason"]["admission_pending"] == 5 and "synthetic" not in manifest["counts"]["by_source"]
+    assert mat.metadata["held_out_files"].value == "synthetic.jsonl, distilled.jsonl"
     # the production gap against the interactions warehouse, with the length histogram in the card and metadata
     gap = manifest["production_gap"]
     assert gap["available"] and gap["production_inputs"] == len(production)
@@ -113,10 +133,17 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     assert "![Input length, training vs production](input_lengths.png)" in card and "## Production distribution gap" in card
     assert mat.metadata["input_lengths"].value.startswith("![input length, training vs production](data:image/png;base64,")
     assert "lower_case" in mat.metadata["warnings"].value  # the gap warning, shown beside the counts
-    assert "under-covered kinds" in mat.metadata["production_gap"].value and "source:synthetic" in mat.metadata["diversity"].value
+    assert "under-covered kinds" in mat.metadata["production_gap"].value
     # same inputs, same version
     again = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
     assert again.asset_materializations_for_node("training_dataset")[0].metadata["version"].value == version
+    # once every sample passes, the files train
+    _review_admission(home)
+    admitted = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
+    meta = admitted.asset_materializations_for_node("training_dataset")[0].metadata
+    by_source = read_manifest(home, meta["version"].value)["counts"]["by_source"]
+    assert meta["held_out_files"].value == "none" and by_source["synthetic"] == 4 and by_source["distilled"] == 1
+    assert "source:synthetic" in meta["diversity"].value
 
 
 def test_missing_eval_set_fails_the_blocking_check(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
@@ -178,6 +205,8 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
     _project(project_dir, tmp_path, extra_synthetic=contradicting)
     _eval_set(home)
     resources = _resource(project_dir, home)
+    dg.materialize(SOURCES, resources=resources)  # the source files' admission samples, all passed
+    _review_admission(home)
     result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=resources)
     mat = result.asset_materializations_for_node("training_dataset")[0]
     version = mat.metadata["version"].value
@@ -199,6 +228,7 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
         assert lineage["kept_answer"] == seed["output"] and lineage["kept_source"] == "human"
         assert seed["output"] in it["evidence"]
     n = len(items)
+    instance = dg.DagsterInstance.ephemeral()
     first = _check(result, "conflicts_pending_review")
     assert not first.passed and first.severity == dg.AssetCheckSeverity.WARN
     assert first.description == f"{n} of {n} conflicts undecided (review batch {batch_id}: `flywheel review --batch {batch_id}`)"
@@ -207,7 +237,8 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
     # one decision, then a rebuild of the same version: the batch and the decision stay
     ids = list(items)
     record_decision(store, batch_id, ids[0], "ana", "reject", reason="contradicts the seed answer")
-    again = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources)
+    again = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources,
+                           instance=instance)
     mat2 = again.asset_materializations_for_node("training_dataset")[0]
     assert mat2.metadata["version"].value == version and mat2.metadata["conflict_batch"].value == "(already registered)"
     assert [d.item_id for d in store.decisions(batch_id)] == [ids[0]] and store.item_ids(batch_id) == ids
@@ -215,15 +246,34 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
     assert not second.passed and second.description.startswith(f"{n - 1} of {n} conflicts undecided")
 
     # every item decided: the check passes
+    fixes, passes = [], []
     for i, item_id in enumerate(ids[1:]):
         if i % 2:
             record_decision(store, batch_id, item_id, "ana", "pass")
+            passes.append(item_id)
         else:
-            record_decision(store, batch_id, item_id, "ana", "fix", text="A better answer.")
-    done = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources)
-    final = _check(done, "conflicts_pending_review")
-    assert final.passed and batch_id in (final.description or "")
+            record_decision(store, batch_id, item_id, "ana", "fix", text=f"A better answer ({i}).")
+            fixes.append(item_id)
     assert len(store.decisions(batch_id)) == n
+    final = dg.materialize([curation.conflicts_pending_review], resources=resources,
+                           selection=dg.AssetSelection.checks(curation.conflicts_pending_review), instance=instance)
+    assert _check(final, "conflicts_pending_review").passed and batch_id in (_check(final, "conflicts_pending_review").description or "")
+
+    # the next version applies the verdicts: the rejected answer stays out, a passed one trains beside the answer
+    # kept, a fixed one trains instead of both
+    done = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources)
+    v2 = done.asset_materializations_for_node("training_dataset")[0].metadata["version"].value
+    assert v2 != version
+    kept_of = {c["example_id"]: c["kept_example_id"] for c in conflicts}
+    v1_ids = set(pq.read_table(home.dataset(version) / "train.parquet").column("example_id").to_pylist())
+    train = pq.read_table(home.dataset(v2) / "train.parquet").to_pylist()
+    fixed_ids = {r["example_id"] for r in train if r["messages"][-1]["content"].startswith("A better answer")}
+    assert len(fixed_ids) == len(fixes)
+    assert {r["example_id"] for r in train} == (v1_ids - {kept_of[f] for f in fixes}) | set(passes) | fixed_ids
+    manifest = read_manifest(home, v2)
+    assert manifest["conflict_review"]["batches"][0] == {"batch": batch_id, "items": n, "decided": n, "pass": len(passes),
+                                                         "fix": len(fixes), "reject": 1, "reject_both": 0}
+    assert manifest["counts"]["conflicts"] == 0 and _check(done, "conflicts_pending_review").passed
 
 
 def test_no_conflicts_no_batch(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
@@ -248,6 +298,8 @@ def test_answer_format_breaks_are_dropped_and_reported_by_the_blocking_check(pro
                             {"role": "assistant", "content": "Sure! A blueberry, hope that helps"}], "generator": "gen-a"}]
     _project(project_dir, tmp_path, extra_synthetic=chatty, answer_regex=r"(?!.*hope that helps).*")
     _eval_set(home)
+    dg.materialize(SOURCES, resources=_resource(project_dir, home))
+    _review_admission(home)  # the sample passes: the chatty row reaches the answer-format rule
     result = dg.materialize(SOURCE_AND_DATASET + [curation.format_consistent], resources=_resource(project_dir, home))
     version = result.asset_materializations_for_node("training_dataset")[0].metadata["version"].value
     check = _check(result, "format_consistent")
@@ -259,3 +311,40 @@ def test_answer_format_breaks_are_dropped_and_reported_by_the_blocking_check(pro
     assert drop["source"] == "synthetic" and "does not fully match answer_regex" in drop["detail"]
     answers = [m[-1]["content"] for m in pq.read_table(home.dataset(version) / "train.parquet").column("messages").to_pylist()]
     assert not [a for a in answers if "hope that helps" in a]
+
+
+def test_admission_gate_per_source_file(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
+    """Each synthetic / distilled file gets its admission sample when its asset materializes; its rows train only
+    once the sample passes; the blocking `sources_admitted` check names held-out files and fails on a version
+    holding rows of a file that is no longer admitted."""
+    _project(project_dir, tmp_path)
+    _eval_set(home)
+    resources = _resource(project_dir, home)
+    sources = dg.materialize(SOURCES, resources=resources)
+    syn_meta = sources.asset_materializations_for_node("synthetic_examples")[0].metadata
+    store = ReviewStore(home.database_url())
+    syn_batch, dist_batch = sorted(store.batch_ids(kind="admission"), reverse=True)
+    assert syn_meta["pending_review"].value == syn_batch and syn_batch.startswith("admission-synthetic-")
+    assert "| synthetic.jsonl | 4 | " in syn_meta["admission"].value and "| pending |" in syn_meta["admission"].value
+    assert "admission" not in sources.asset_materializations_for_node("seed_examples")[0].metadata
+
+    # the synthetic sample passes, the distilled one is rejected: only the synthetic rows train
+    _review_admission(home, {"distilled": "reject"})
+    instance = dg.DagsterInstance.ephemeral()
+    built = dg.materialize([curation.training_dataset, curation.sources_admitted], resources=resources, instance=instance)
+    meta = built.asset_materializations_for_node("training_dataset")[0].metadata
+    manifest = read_manifest(home, meta["version"].value)
+    assert manifest["counts"]["by_source"]["synthetic"] == 4 and "distilled" not in manifest["counts"]["by_source"]
+    assert manifest["counts"]["drops_by_reason"]["admission_failed"] == 1
+    assert meta["held_out_files"].value == "distilled.jsonl" and "| distilled.jsonl | teacher-xl | 1 |" in meta["admission"].value
+    check = _check(built, "sources_admitted")
+    assert check.passed and "distilled.jsonl held out (failed: 0 of 1 passed (0% < 80%))" in (check.description or "")
+
+    # a reviewer turns one pass into a reject: 3 of 4 (75%) no longer admits synthetic.jsonl, whose rows are in
+    # the version: the blocking check fails
+    record_decision(store, syn_batch, store.item_ids(syn_batch)[0], "ana", "reject", reason="on second thought")
+    late = dg.materialize([curation.training_dataset, curation.sources_admitted], resources=resources, instance=instance,
+                          selection=dg.AssetSelection.checks(curation.sources_admitted), raise_on_error=False)
+    failed = _check(late, "sources_admitted")
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert "synthetic.jsonl (4 rows; failed: 3 of 4 passed (75% < 80%))" in (failed.description or "")

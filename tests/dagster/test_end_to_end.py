@@ -1,6 +1,7 @@
 """The whole loop through the real Dagster jobs on a persistent instance: the reduced demo scenario
-(bootstrap, then a week of simulated traffic -> capture -> labeling -> simulated review -> reviewed
-examples -> retrain -> evaluation -> gate -> promotion) in a temp DAGSTER_HOME and FLYWHEEL_HOME."""
+(bootstrap; a week of traffic the champion answers -> capture -> labeling -> simulated review -> reviewed
+examples, a broken generator's file held out by its admission sample -> retrain -> promoted; a recipe
+change -> blocked) in a temp DAGSTER_HOME and FLYWHEEL_HOME. This test guards the demo's story."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from flywheel.models.history import score_history
 pytestmark = pytest.mark.slow
 
 
-def test_two_cycles_promote_and_the_score_rises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_small_story_promoted_promoted_blocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reduced demo through the real jobs: the bootstrap and a week of reviewed traffic are promoted
+    with intervals above zero, the broken generator's file is held out by its admission sample, and the
+    recipe change is blocked with its regression named; every run succeeds (blocked is an outcome)."""
     home = FlywheelHome(tmp_path / "home")
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
@@ -31,22 +35,31 @@ def test_two_cycles_promote_and_the_score_rises(tmp_path: Path, monkeypatch: pyt
 
     with dg.DagsterInstance.get() as instance:
         result = run_demo(InstanceJobRunner(instance, quiet=True), home, size=SMALL)
-        first, second = result.cycles
-        assert first.promoted and second.promoted, [c.blocked_reason for c in result.cycles]
+        first, second, third = result.cycles
+        assert [c.outcome for c in result.cycles] == ["promoted", "promoted", "blocked"], \
+            [(c.outcome, c.reasons[:2]) for c in result.cycles]
+        for promoted in (first, second):
+            assert promoted.interval is not None and promoted.interval[0] > 0
         assert second.scores["overall"] > first.scores["overall"]
-        assert second.scores["messy"] > first.scores["messy"]
         assert second.by_source.get("real", 0) + second.by_source.get("human_fixed", 0) > 0
         assert second.review is not None and second.review.items > 0
+        assert second.served is not None and second.served.requests > 0
+        assert "synthetic_batch_job.jsonl" in second.held_out
+        assert third.interval is not None and third.interval[1] < 0
+        assert third.reasons[0].startswith("regression")
 
         champion = registry.current_champion(home.database_url())
         assert champion is not None and champion.version == second.candidate
         history = score_history(home.database_url(), 1)
-        assert [r["candidate"] for r in history] == [first.candidate, second.candidate]
+        assert [(r["candidate"], r["outcome"]) for r in history] == [
+            (first.candidate, "promoted"), (second.candidate, "promoted"), (third.candidate, "blocked")]
 
         runs = instance.get_runs()
         jobs = {r.job_name for r in runs}
-        assert {"daily_capture", "weekly_labeling", "weekly_reviewed_examples", "retrain"} <= jobs
+        assert {"daily_capture", "weekly_labeling", "weekly_reviewed_examples", "source_admission", "retrain"} <= jobs
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        retrains = sorted((r for r in runs if r.job_name == "retrain"), key=lambda r: r.tags["flywheel/demo-cycle"])
+        assert [r.tags.get("flywheel/outcome") for r in retrains] == ["promoted", "promoted", "blocked"]
         assert instance.get_latest_materialization_event(dg.AssetKey("champion_model")) is not None
 
     assert result.report.exists() and (home.reports() / "demo_scores.png").exists()

@@ -2,7 +2,8 @@
 
 What is left of a near-input group after deduplication disagrees with its most trusted member
 (answer similarity below `conflict_answer_similarity`): that member is kept, the others are dropped
-and listed in `ctx.conflicts` (`conflicts.parquet`, and the review batch `conflicts-<version>`).
+and listed in `ctx.conflicts` (`conflicts.parquet`, and the review batch `conflicts-<version>`). A pair a
+reviewer already passed (the dropped answer is acceptable too; `steps.conflict_verdicts`) keeps both.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from flywheel.core.text import final_answer
 from flywheel.curation.context import CurationContext, Step, input_text
+from flywheel.curation.steps.conflict_verdicts import ACCEPTED_PAIRS
 from flywheel.curation.steps.dedup import answer_similarity, near_input_groups
 
 
@@ -23,11 +25,14 @@ class ConflictStep(Step):
 
     def run(self, rows: list[dict[str, Any]], ctx: CurationContext) -> list[dict[str, Any]]:
         drop = np.zeros(len(rows), dtype=bool)
+        accepted = ctx.facts.get(ACCEPTED_PAIRS) or set()
         for keeper, members in near_input_groups(rows, ctx):
             k = rows[keeper]
             kept_answer = final_answer(k["messages"])
             for i, input_sim in members:
                 r = rows[i]
+                if (r["example_id"], k["example_id"]) in accepted:
+                    continue
                 answer = final_answer(r["messages"])
                 sim = answer_similarity(answer, kept_answer)
                 drop[i] = True
