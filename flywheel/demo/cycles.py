@@ -49,7 +49,7 @@ class Cycle:
 
     name: str
     traffic_week: date | None = None  # serve, capture, label and review this week's traffic first
-    drift: bool = False  # the week's users write differently (the Android launch)
+    drift_from: int | None = None  # from this day of the week on, users write differently (the Android launch)
     trigger: str = "quarterly"  # what starts the retrain: quarterly (the schedule) | metric_drop (the sensor's rule)
     add_broken_source: bool = False  # a generator whose batch job paired questions with wrong answers
     recipe: dict[str, Any] | None = None  # training keys changed for this cycle's candidate
@@ -64,7 +64,7 @@ def cycles_for(size: ScenarioSize) -> list[Cycle]:
     return [
         Cycle("bootstrap"),
         Cycle("week 1 traffic", week),
-        Cycle("Android launch (drift)", week + timedelta(days=7), drift=True, trigger="metric_drop",
+        Cycle("Android launch (drift)", week + timedelta(days=7), drift_from=2, trigger="metric_drop",
               add_broken_source=True),
         recipe_change,
     ]
@@ -153,18 +153,18 @@ def review_admission_samples(db_url: str, truth: dict[str, str]) -> dict[str, Re
     return done
 
 
-def _metric_drop(home: FlywheelHome, project_dir: Path, week: date, previous_week: date | None) -> tuple[bool, str]:
-    """The metric-drop rule at the end of `week` (simulated clock), the champion serving since `previous_week`."""
+def _metric_drop(home: FlywheelHome, project_dir: Path, week: date, days: int) -> tuple[bool, str]:
+    """The metric-drop rule (the sensor's `decide_retrain`) at the end of the week's last served day on the
+    simulated clock; the champion has served since the week's Monday, its first days are the baseline."""
     automation = load_project(project_dir).automation
-    now = datetime.combine(week + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
-    since = datetime.combine(previous_week, datetime.min.time(), tzinfo=UTC) if previous_week else None
+    now = datetime.combine(week + timedelta(days=days), datetime.min.time(), tzinfo=UTC)
+    since = datetime.combine(week, datetime.min.time(), tzinfo=UTC)
     decision = decide_retrain(home, automation, now=now, champion_promoted_at=since, last_triggered=None)
     return decision.retrain, decision.reason
 
 
 def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, project_dir: Path, db_url: str,
-              files: ScenarioFiles, size: ScenarioSize, say: Progress, training_seed: int,
-              previous_week: date | None = None) -> CycleResult:
+              files: ScenarioFiles, size: ScenarioSize, say: Progress, training_seed: int) -> CycleResult:
     """[serve a week -> capture -> (metric-drop rule) -> labeling -> simulated review -> reviewed examples]
     -> [sources / recipe change] -> source admission -> retrain -> the gate's verdict."""
     start = time.perf_counter()
@@ -177,8 +177,9 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
         model = read_artifact(home, champion.version, champion.adapter_path) if champion else "tiny"
         result.served_by = champion.version if champion else "base model"
         say(f"cycle {number}: {result.served_by} answers {len(days)} days of simulated users"
-            + (" (the Android app launched)" if cycle.drift else ""))
-        result.served = serve_week(home, days, size, model, result.served_by, files.taken_inputs, drift=cycle.drift)
+            + (f" (the Android app launches on {days[cycle.drift_from]})" if cycle.drift_from is not None else ""))
+        result.served = serve_week(home, days, size, model, result.served_by, files.taken_inputs,
+                                   drift_from=cycle.drift_from)
         captured = quarantined = 0
         for day in days:
             say(f"cycle {number}: daily_capture {day}")
@@ -189,7 +190,7 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
             quarantined += int(meta.get("rows_quarantined", meta.get("quarantined", 0)) or 0)
         result.traffic = {"interactions": captured, "quarantined": quarantined, "days": len(days)}
         if cycle.trigger == "metric_drop":
-            retrain, reason = _metric_drop(home, project_dir, cycle.traffic_week, previous_week)
+            retrain, reason = _metric_drop(home, project_dir, cycle.traffic_week, len(days))
             say(f"cycle {number}: metric-drop rule: {'retrain' if retrain else 'no retrain'}: {reason}")
             result.trigger_reason = reason
             if not retrain:

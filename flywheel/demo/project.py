@@ -48,7 +48,9 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
         "evaluation": {"eval_set": "eval.jsonl", "max_new_tokens": 80, "batch_size": 32,
                        "bootstrap_samples": 1000, "primary_metric": "chrf", "slice_tolerance": 0.05,
                        "seed_replicates": size.seed_replicates},
-        "automation": {"timezone": "UTC", "metric_min_interactions": 50},
+        # the live metric over the last 3 days against the champion's first 2 days (a short demo week)
+        "automation": {"timezone": "UTC", "metric_min_interactions": 50, "metric_window_days": 3,
+                       "metric_baseline_days": 2},
     }
 
 

@@ -52,12 +52,9 @@ def run_demo(runner: JobRunner, home: FlywheelHome, size: ScenarioSize = FULL, d
     write_project(project_dir, files, size, training_seed=training_seed)
     db_url = db_url or home.database_url()
     results: list[CycleResult] = []
-    previous_week = None
     for number, cycle in enumerate(cycles or cycles_for(size), start=1):
-        result = run_cycle(number, cycle, runner, home, project_dir, db_url, files, size, say, training_seed,
-                           previous_week)
+        result = run_cycle(number, cycle, runner, home, project_dir, db_url, files, size, say, training_seed)
         results.append(result)
-        previous_week = cycle.traffic_week or previous_week
         say(f"cycle {number} ({cycle.name}): chrF {result.scores.get('overall', float('nan')):.3f}, {result.outcome}"
             + ("" if result.promoted else f": {(result.reasons or [''])[0][:120]}"))
     seconds = time.perf_counter() - start

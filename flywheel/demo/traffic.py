@@ -51,10 +51,12 @@ def answer(home: FlywheelHome, model: ModelArtifact | str, requests: Sequence[Re
 
 
 def serve_week(home: FlywheelHome, days: Sequence[str], size: ScenarioSize, model: ModelArtifact | str,
-               model_version: str, taken: set[str], drift: bool = False) -> ServedWeek:
-    """Simulate the days' requests, let `model` answer them, simulate the users' reactions (a reworded
-    resubmission is answered too) and log everything into the landing zone with the capture SDK."""
-    requests = [r for day in days for r in simulate_requests(day, size, taken=taken, drift=drift)]
+               model_version: str, taken: set[str], drift_from: int | None = None) -> ServedWeek:
+    """Simulate the days' requests (from day index `drift_from` on, the drifted users), let `model` answer
+    them, simulate the users' reactions (a reworded resubmission is answered too) and log everything into
+    the landing zone with the capture SDK."""
+    requests = [r for i, day in enumerate(days)
+                for r in simulate_requests(day, size, taken=taken, drift=drift_from is not None and i >= drift_from)]
     outputs = answer(home, model, requests)
     reactions = [react(r, o) for r, o in zip(requests, outputs, strict=True)]
     resubmitted = [x.resubmission for x in reactions if x.resubmission is not None]

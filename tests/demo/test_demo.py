@@ -89,7 +89,7 @@ def test_the_drift_week_brings_edge_style_requests() -> None:
         return sum(("@" in r.text or "android" in r.text or "!!!" in r.text or len(r.text.split()) == 1)
                    for r in requests)
 
-    assert edgy(simulate_requests("2026-11-02", FULL, drift=True)) > 2 * edgy(simulate_requests("2026-11-02", FULL))
+    assert edgy(simulate_requests("2026-11-04", FULL, drift=True)) > 2 * edgy(simulate_requests("2026-11-04", FULL))
 
 
 def test_admission_reviewer_rejects_answers_of_other_questions() -> None:
