@@ -9,8 +9,8 @@ from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
 from assets.resources import FlywheelResource
 from flywheel.capture.ingestion import ingest_interactions
-from flywheel.capture.landing import capture_inputs, inputs_fingerprint
-from flywheel.capture.records import INTERACTIONS
+from flywheel.capture.landing import capture_inputs, inputs_fingerprint, recover_orphans
+from flywheel.capture.records import INTERACTIONS, next_day
 from flywheel.capture.signals import SIGNAL_KINDS, SIGNALS, compute_signals
 
 
@@ -28,10 +28,16 @@ def _count_table(title: str, counts: dict[str, int], total: int | None = None) -
 )
 def interactions(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """The day's captured interactions: each landing row validated, PII redacted, duplicate ids
-    dropped; bad rows go to `quarantine/interactions/<day>.parquet` with their reason."""
+    dropped; bad rows (also rows timestamped on another day) go to `quarantine/interactions/<day>.parquet`
+    with their reason. Landing files a killed writer left (`.tmp`) in the folders this day's capture
+    reads are published first."""
     day = context.partition_key
     home = flywheel.home()
-    report = ingest_interactions(home, day, flywheel.project().capture)
+    config = flywheel.project().capture
+    orphans = recover_orphans(home, config.orphan_tmp_after_s, [day, next_day(day)])
+    if orphans.recovered or orphans.removed_empty:
+        context.log.warning(f"{day}: {orphans.summary()}: {[p.name for p in orphans.recovered]}")
+    report = ingest_interactions(home, day, config)
     context.log.info(
         f"{day}: read {report.rows_read} rows from {report.files} files, accepted {report.rows_accepted}, "
         f"quarantined {report.rows_quarantined} {dict(report.quarantine_reasons)}"
@@ -45,6 +51,9 @@ def interactions(context: dg.AssetExecutionContext, flywheel: FlywheelResource) 
             "quarantine_rate": dg.MetadataValue.float(report.quarantine_rate),
             "quarantine_reasons": dg.MetadataValue.json(dict(report.quarantine_reasons)),
             "pii_hits": dg.MetadataValue.json({k: report.pii_hits.get(k, 0) for k in flywheel.project().capture.pii.kinds}),
+            "rows_ts_outside_day": report.quarantine_reasons.get("ts_outside_partition_day", 0),
+            "orphan_files_recovered": len(orphans.recovered),
+            "orphan_lines_recovered": orphans.lines,
             "blank_lines_skipped": report.blank_lines,
             "bytes_read": report.bytes_read,
             "summary": dg.MetadataValue.md(
@@ -129,11 +138,12 @@ def interaction_signals(context: dg.AssetExecutionContext, flywheel: FlywheelRes
             "interactions": total,
             **{f"signal_{k}": report.signals.get(k, 0) for k in SIGNAL_KINDS},
             "negative_rate": dg.MetadataValue.float(report.signals.get("negative", 0) / total if total else 0.0),
-            "feedback_read": report.feedback_read,
+            "feedback_read": report.feedback_read,  # = feedback_matched + feedback_quarantined
+            "feedback_matched": report.feedback_matched,
+            "feedback_previous_day": report.feedback_previous_day,
             "feedback_quarantined": report.feedback_quarantined,
             "feedback_reasons": dg.MetadataValue.json(dict(report.feedback_reasons)),
             "feedback_late": report.feedback_late,
-            "feedback_matched": report.feedback_matched,
             "resubmit_candidate_pairs": report.candidate_pairs,
             "resubmissions": report.resubmissions,
             "resubmissions_across_midnight": report.resubmissions_across_midnight,

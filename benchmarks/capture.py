@@ -81,7 +81,13 @@ def generate(home: FlywheelHome, events: int, seed: int = 0) -> dict[str, int]:
                 text = f"Better answer: {row['output'][:200]}" if kind == "correction" else None
                 writer.log_feedback(iid, kind, text=text, ts=ts + 30)
                 counts["feedback"] += 1
-    bad = [b"{broken json", b'{"interaction_id": 5}', b"\xff\xfe not utf-8", b'{"interaction_id": "x", "ts": "soon"}']
+    bad = [b"{broken json", b'{"interaction_id": 5}', b"\xff\xfe not utf-8", b'{"interaction_id": "x", "ts": "soon"}',
+           # rows that used to stop the whole run: a number over 4,300 digits, a list as role, a lone surrogate
+           b'{"interaction_id": "x", "latency_ms": ' + b"9" * 5000 + b"}",
+           b'{"interaction_id": "x", "ts": "2026-01-05T01:00:00Z", "messages": [{"role": ["user"]}]}',
+           b'{"interaction_id": "x", "ts": "2026-01-05T01:00:00Z", "session_id": "s", "user_id": "u", '
+           b'"model_version": "m", "messages": [{"role": "user", "content": "q"}], "output": "\\ud800", "latency_ms": 1}',
+           b'{"interaction_id": "x", "ts": 0}']  # fmt: skip
     with open(home.landing(INTERACTIONS, DAY) / "zz-bad-lines.jsonl", "wb") as fh:
         for k in range(max(events // 1000, 4)):
             fh.write(bad[k % len(bad)] + b"\n")

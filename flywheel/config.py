@@ -136,9 +136,10 @@ class CurationConfig(_Strict):
         10, ge=2, description="answer classes with fewer rows are not checked for mislabels (their rows are left alone)")
     mislabel_answer_threshold: float = Field(
         0.8, gt=0, le=1, description="answers whose MinHash Jaccard (char shingles) with a class's answer is at least this join it")
-    mislabel_same_inputs_cosine: float = Field(
-        0.9, gt=0, le=1,
-        description="answer classes whose inputs' centroids have at least this cosine answer the same questions: one class")
+    mislabel_same_inputs_similarity: float = Field(
+        0.8, gt=0,
+        description="answer classes whose mean inputs are this alike (cosine corrected for class size) answer the "
+                    "same questions with alternative replies: one class")
     mislabel_confidence: float = Field(
         0.75, gt=0, le=1,
         description="a row is mislabeled when its predicted class's probability reaches this share of that class's mean "
@@ -195,6 +196,14 @@ class TrainingConfig(_Strict):
     padding_free: Literal["auto", "on", "off"] = Field("auto", description="flatten each batch to one row; auto: on with flash attention")
     gradient_checkpointing: bool = Field(False, description="trade ~20-30% speed for activation memory (large models)")
     device_tags: dict[str, str] = Field(default_factory=dict, description="run tags for the retrain job (e.g. the K8s GPU request)")
+    validation_share: float = Field(
+        0.1, ge=0, le=0.5, description="share of the training examples held out (by example id, seeded) for a "
+        "validation loss per epoch; never the eval set; 0 disables")
+    validation_min_examples: int = Field(
+        8, ge=1, description="no validation split when the share would hold out fewer examples than this")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many evaluations without a lower validation loss and keep the best "
+        "epoch's adapter; None: off (needs a validation split)")
 
 
 class JudgeConfig(_Strict):

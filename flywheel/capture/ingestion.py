@@ -2,9 +2,11 @@
 
 `ingest_interactions` streams a day's files line by line in bounded batches: each line is decoded,
 parsed and validated (`flywheel.capture.validation`; a failing row goes to quarantine with its
-reason), PII is redacted (`flywheel.capture.pii`), repeated interaction ids are quarantined as
-`duplicate_id`, and accepted rows are written to `warehouse/interactions/<day>.parquet`.
-Rows read = rows accepted + rows quarantined.
+reason, a row timestamped on another day too), PII is redacted (`flywheel.capture.pii`), repeated
+interaction ids are quarantined as `duplicate_id`, and accepted rows are written to
+`warehouse/interactions/<day>.parquet`. No row can stop the run: whatever exception a row provokes
+in decoding, validation, redaction or conversion quarantines that row (`unexpected:<Type>` for the
+unforeseen). Rows read = rows accepted + rows quarantined.
 A big day (>= `PARALLEL_MIN_BYTES`) is validated and redacted by up to 2 worker processes, a piece
 of a file each (`flywheel.capture.workers`); this process then removes duplicates and writes in file
 and line order, so the tables are the same as with one process.
@@ -20,11 +22,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from flywheel.capture.landing import iter_landing_lines, landing_files
+from flywheel.capture.landing import iter_landing_lines, landing_files, lines_at
 from flywheel.capture.pii import PiiRedactor
 from flywheel.capture.records import INTERACTIONS, RowError
 from flywheel.capture.tables import INTERACTIONS_SCHEMA, IngestReport, QuarantineSink, RowBatch
-from flywheel.capture.validation import checked_row, cyclic_gc_paused, duplicate_detail, quarantine_row
+from flywheel.capture.validation import (
+    RowRules,
+    checked_row,
+    cyclic_gc_paused,
+    duplicate_detail,
+    rejected_row,
+)
 from flywheel.capture.workers import ingest_in_pool
 from flywheel.config import CaptureConfig
 from flywheel.core.errors import StateError
@@ -86,7 +94,7 @@ def _ingest_in_process(
 ) -> IngestReport:
     report = IngestReport(day=day, files=len(files))
     redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
-    max_chars = config.max_field_chars
+    rules = RowRules(day, config.max_field_chars)
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}  # interaction_id -> file_index << 32 | line of its first row
     with (
@@ -95,26 +103,35 @@ def _ingest_in_process(
     ):
         quarantine = QuarantineSink(q_tmp)
         writer = pq.ParquetWriter(out_tmp, INTERACTIONS_SCHEMA, compression="zstd")
-        batch = RowBatch()
+        batch, where = RowBatch(), []  # where: (file number, line) of each row of the batch
+
+        def write() -> None:
+            converted, failed = batch.convert(redactor)
+            if failed:  # never for a validated row, unless something unforeseen: read its line again
+                errors = {where[i]: exc for i, exc in failed}
+                for item in lines_at(files, set(errors)):
+                    quarantine.add(*rejected_row(item, errors[item.file_index, item.line]))
+            writer.write_batch(converted)
+            report.rows_accepted += converted.num_rows
+
         for item in iter_landing_lines(files, counts):
             report.rows_read += 1
             try:
-                row = checked_row(item, max_chars)
+                row = checked_row(item, rules)
                 iid = row[0]
                 if iid in first_seen:
                     raise RowError("duplicate_id", duplicate_detail(iid, files, first_seen[iid]))
-            except RowError as err:
-                quarantine.add(*quarantine_row(item, err.reason, err.detail))
+            except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+                quarantine.add(*rejected_row(item, exc))
                 continue
             first_seen[iid] = item.file_index << 32 | item.line
             batch.add(row, len(item.raw))
+            where.append((item.file_index, item.line))
             if len(batch) >= batch_rows or batch.chars >= batch_chars:
-                writer.write_batch(batch.to_batch(redactor))
-                report.rows_accepted += len(batch)
-                batch = RowBatch()
+                write()
+                batch, where = RowBatch(), []
         if len(batch):
-            writer.write_batch(batch.to_batch(redactor))
-            report.rows_accepted += len(batch)
+            write()
         writer.close()
         quarantine.close()
     report.rows_quarantined = sum(quarantine.reasons.values())

@@ -1,16 +1,26 @@
-"""Reading the landing zone: completed files, their non-blank lines (whole or in pieces), and what
-a day's capture run reads (for the landing sensor).
+"""Reading the landing zone: completed files, their non-blank lines (whole or in pieces), what a
+day's capture run reads (for the landing sensor), and the files a killed writer left behind.
 
 Blank lines are not rows: JSONL readers skip them, so they are counted apart (`blank_lines`).
+
+A writer's file is `.<name>.tmp` until it is complete. A live `CaptureWriter` publishes each file at
+the latest `max_age_s` (default 60 s) after opening it, so a `.tmp` untouched for longer than
+`capture.orphan_tmp_after_s` was left by a killed process: `recover_orphans` publishes it as
+`<name>.recovered.jsonl`, whole. Every record the writer logged is in it (the SDK writes unbuffered);
+a last line without its newline (cut by a full disk, or by the kill of a writer that buffered) is
+counted here (`partial_lines`) and, if it was cut, quarantined by ingestion as `invalid_json`.
+An empty orphan is removed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -65,6 +75,17 @@ def non_blank_lines(
     finally:
         counts["blank_lines"] += blank
         counts["bytes_read"] += size
+
+
+def lines_at(files: Sequence[Path], wanted: set[tuple[int, int]]) -> list[LandingLine]:
+    """The landing lines at (file number, line) `wanted`, read again, in file and line order (for the
+    rare row that fails after its line was let go)."""
+    found: list[LandingLine] = []
+    for index in sorted({f for f, _ in wanted}):
+        with open(files[index], "rb") as fh:
+            lines = non_blank_lines(fh, index, str(files[index]), 1, Counter())
+            found += [item for item in lines if (index, item.line) in wanted]
+    return found
 
 
 @dataclass(frozen=True)
@@ -139,10 +160,12 @@ def capture_inputs(home: FlywheelHome, day: str) -> list[Path]:
 
 
 def inputs_fingerprint(home: FlywheelHome, files: Iterable[Path]) -> str:
-    """A short hash of a set of completed landing files (their paths under the home and sizes)."""
+    """A short hash of a set of completed landing files (their paths under the home, sizes and
+    modification times: a file fixed in place changes it, even at the same size)."""
     digest = hashlib.sha256()
     for path in sorted(files):
-        digest.update(f"{path.relative_to(home.root)}\0{path.stat().st_size}\n".encode())
+        stat = path.stat()
+        digest.update(f"{path.relative_to(home.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -156,3 +179,62 @@ def days_to_capture(home: FlywheelHome, seen: Mapping[str, str]) -> dict[str, st
         if seen.get(day) != fingerprint:
             changed[day] = fingerprint
     return changed
+
+
+# --- files a killed writer left behind -------------------------------------------------------------
+@dataclass
+class OrphanReport:
+    """What `recover_orphans` did: the files it published, the lines they hold, the last lines without
+    a newline (quarantined by ingestion as `invalid_json` when cut), the empty orphans it removed."""
+
+    recovered: list[Path] = field(default_factory=list)
+    lines: int = 0
+    partial_lines: int = 0
+    removed_empty: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.recovered)} orphan landing file(s) published ({self.lines} lines, "
+            f"{self.partial_lines} without a final newline), {self.removed_empty} empty removed"
+        )
+
+
+def recover_orphans(
+    home: FlywheelHome, older_than_s: float, days: Iterable[str] | None = None, *, now: float | None = None
+) -> OrphanReport:
+    """Publish the `.tmp` landing files of both streams (of `days`, else every day) not modified for
+    `older_than_s` seconds: a writer killed before completing them. Safe beside live writers, whose
+    files are never that old; should one still be writing, its later records land in the published file
+    (whose size change makes the landing sensor run the day again)."""
+    now = time.time() if now is None else now
+    report = OrphanReport()
+    for stream in (INTERACTIONS, FEEDBACK):
+        for day in landing_days(home, stream) if days is None else days:
+            folder = home.landing(stream, day)
+            if not folder.is_dir():
+                continue
+            for tmp in sorted(folder.glob(".*.tmp")):
+                try:
+                    stat = tmp.stat()
+                    if not tmp.is_file() or now - stat.st_mtime < older_than_s:
+                        continue
+                    if stat.st_size == 0:
+                        tmp.unlink()
+                        report.removed_empty += 1
+                        continue
+                    final = (
+                        folder / f"{tmp.name[1:].removesuffix('.tmp').removesuffix('.jsonl')}.recovered.jsonl"
+                    )
+                    if final.exists():
+                        continue
+                    os.rename(tmp, final)
+                except FileNotFoundError:  # completed by its writer, or recovered by another process
+                    continue
+                with open(final, "rb") as fh:
+                    lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+                    fh.seek(-1, os.SEEK_END)
+                    cut = fh.read(1) != b"\n"
+                report.recovered.append(final)
+                report.lines += lines + cut
+                report.partial_lines += cut
+    return report

@@ -44,8 +44,10 @@ def parse_ts_us(value: Any, field_name: str = "ts") -> int:
             raise RowError("bad_timestamp", f"{field_name}: no UTC offset in {value[:64]!r}")
         us = (dt - _EPOCH) // _ONE_US
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise RowError("bad_timestamp", f"{field_name}: not a finite number: {value!r}")
+        if not _MIN_TS_US <= value * 1_000_000 < _MAX_TS_US:  # checked before round(): 1e303 * 1e6 is inf
+            raise RowError("bad_timestamp", f"{field_name}: {str(value)[:32]} is outside 1970-2099")
         us = round(value * 1_000_000)
     elif value is None:
         raise RowError("missing_field", f"{field_name}: missing")
@@ -55,7 +57,7 @@ def parse_ts_us(value: Any, field_name: str = "ts") -> int:
             f"{field_name}: expected an RFC 3339 string or epoch seconds, got {type(value).__name__}",
         )
     if not _MIN_TS_US <= us < _MAX_TS_US:
-        raise RowError("bad_timestamp", f"{field_name}: {value!r} is outside 1970-2099")
+        raise RowError("bad_timestamp", f"{field_name}: {str(value)[:64]!r} is outside 1970-2099")
     return us
 
 
@@ -77,9 +79,19 @@ def day_of(ts_text: str) -> str:
     return (_EPOCH + parse_ts_us(ts_text) * _ONE_US).date().isoformat()
 
 
+def day_of_us(us: int) -> str:
+    """The UTC day (`YYYY-MM-DD`) of epoch microseconds."""
+    return (_EPOCH + us * _ONE_US).date().isoformat()
+
+
 def next_day(day: str) -> str:
     """The day after `day` (`YYYY-MM-DD`)."""
     return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def previous_day(day: str) -> str:
+    """The day before `day` (`YYYY-MM-DD`)."""
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def day_start_us(day: str) -> int:

@@ -9,7 +9,11 @@ Landing zone (one folder per UTC day, named by each record's `ts`):
 `landing/interactions/YYYY-MM-DD/*.jsonl` and `landing/feedback/YYYY-MM-DD/*.jsonl`.
 Every `CaptureWriter` writes its own files named `<host>-<pid>-<uuid>.jsonl`; a file is written as
 `.<name>.tmp` and renamed when complete, so any number of processes can log at once and readers
-(`flywheel.capture.landing.landing_files`) only ever see whole files.
+(`flywheel.capture.landing.landing_files`) only ever see whole files. Each record is written to the
+operating system as it is logged (no user-space buffer), and a file is published at the latest
+`max_age_s` after it was opened, also when the process logs nothing more; so the `.tmp` a killed
+process leaves holds every record it logged, and the pipeline publishes it once it is older than
+`capture.orphan_tmp_after_s` (`flywheel.capture.landing.recover_orphans`).
 """
 
 from __future__ import annotations
@@ -42,24 +46,28 @@ class _PartFile:
         folder.mkdir(parents=True, exist_ok=True)
         self.final = folder / name
         self.tmp = folder / f".{name}.tmp"
-        self.fh: IO[bytes] = open(self.tmp, "ab")  # noqa: SIM115 - closed by complete()
+        self.fh: IO[bytes] = open(self.tmp, "ab", buffering=0)  # noqa: SIM115 - closed by complete()
         self.records = 0
         self.bytes = 0
         self.opened = time.monotonic()
 
     def write(self, line: bytes) -> None:
-        self.fh.write(line)
+        view = memoryview(line)
+        while view:  # unbuffered: one write per record, unless the OS takes part of it
+            view = view[self.fh.write(view) or 0 :]
         self.records += 1
         self.bytes += len(line)
 
     def complete(self) -> Path | None:
-        self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
         if self.records == 0:
             self.tmp.unlink(missing_ok=True)
             return None
-        os.replace(self.tmp, self.final)
+        try:
+            os.replace(self.tmp, self.final)
+        except FileNotFoundError:
+            return None  # published by `recover_orphans` (this process looked dead): the records are there
         return self.final
 
 
@@ -76,10 +84,10 @@ class CaptureWriter:
     """Append-only JSONL logging of interactions and feedback into the landing zone.
 
     `home` is a `FlywheelHome` or the path of one. Safe with many processes and threads: each writer
-    has its own files (host, pid, uuid in the name). Records are buffered in a hidden temp file and
+    has its own files (host, pid, uuid in the name). Records are written to a hidden temp file and
     published by atomic rename on `flush()`, `close()`, leaving a `with` block, or when a file reaches
-    `max_records`, `max_bytes` or `max_age_s` (checked at each log call). Unflushed records are not
-    visible to readers.
+    `max_records`, `max_bytes` or `max_age_s` (a daemon thread publishes aged files when no log call
+    comes). Unpublished records are not visible to readers.
     """
 
     def __init__(
@@ -96,6 +104,8 @@ class CaptureWriter:
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
         self._files: dict[tuple[str, str], _PartFile] = {}
+        self._publisher: threading.Thread | None = None
+        self._wake = threading.Event()  # set by flush(): the publisher looks again (and ends if idle)
         self._pid = os.getpid()
         self._host = _NAME_UNSAFE.sub("_", socket.gethostname())[:64] or "host"
         self.completed: list[Path] = []
@@ -154,12 +164,18 @@ class CaptureWriter:
         self._append(FEEDBACK, record)
 
     def _append(self, stream: str, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: logged escaped; ingestion quarantines it
+            line = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
         day = record["ts"][:10]
+        if os.getpid() != self._pid:  # forked: the parent's files, lock and thread are the parent's
+            self._lock = threading.Lock()
+            self._files = {}
+            self._publisher = None
+            self._wake = threading.Event()
+            self._pid = os.getpid()
         with self._lock:
-            if os.getpid() != self._pid:  # forked: the parent's open files are the parent's
-                self._files.clear()
-                self._pid = os.getpid()
             key = (stream, day)
             part = self._files.get(key)
             if part is None:
@@ -168,9 +184,32 @@ class CaptureWriter:
             part.write(line)
             if part.records >= self.max_records or part.bytes >= self.max_bytes:
                 self._complete(key)
-            now = time.monotonic()
-            for k in [k for k, p in self._files.items() if now - p.opened >= self.max_age_s]:
-                self._complete(k)
+            self._complete_aged()
+            if self._files and (self._publisher is None or not self._publisher.is_alive()):
+                self._publisher = threading.Thread(
+                    target=self._publish_aged, name="flywheel-capture-publisher", daemon=True
+                )
+                self._publisher.start()
+
+    def _complete_aged(self) -> float:
+        """Publish the files open for `max_age_s` (under the lock); seconds until the next one is due."""
+        now = time.monotonic()
+        for k in [k for k, p in self._files.items() if now - p.opened >= self.max_age_s]:
+            self._complete(k)
+        return min((p.opened + self.max_age_s - now for p in self._files.values()), default=0.0)
+
+    def _publish_aged(self) -> None:
+        """The publisher thread: publishes files as they reach `max_age_s`; ends when none is open."""
+        while True:
+            with self._lock:
+                if threading.current_thread() is not self._publisher:
+                    return
+                wait = self._complete_aged()
+                if not self._files:
+                    self._publisher = None
+                    return
+                self._wake.clear()
+            self._wake.wait(max(wait, 0.01))
 
     def _complete(self, key: tuple[str, str]) -> None:
         done = self._files.pop(key).complete()
@@ -182,6 +221,7 @@ class CaptureWriter:
         with self._lock:
             for key in list(self._files):
                 self._complete(key)
+            self._wake.set()
 
     def close(self) -> None:
         self.flush()

@@ -10,8 +10,10 @@ Priority, strongest first (`capture.signal_weights` gives each its weight):
 
 A day's interactions are matched against feedback from that day's and the next day's folder (late
 feedback) and against the next day's first `resubmit_window_s` of interactions, read from the next
-day's landing files (so resubmissions across midnight are found, and a day's result depends only
-on the landing files of that day and the next, never on which partition ran first).
+day's landing files (so resubmissions across midnight are found, and a day's signals depend only
+on the landing files of that day and the next, never on which partition ran first). Every row of
+the day's own feedback folder is accounted for: matched (to this day or the previous day), or
+quarantined (invalid, or `unknown_interaction`); see `compute_signals`.
 DuckDB does the session/time-window join and the aggregation; rapidfuzz scores the candidate pairs.
 """
 
@@ -28,16 +30,18 @@ import pyarrow.parquet as pq
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
-from flywheel.capture.landing import iter_landing_lines, landing_files
+from flywheel.capture.landing import iter_landing_lines, landing_files, lines_at
 from flywheel.capture.pii import PiiRedactor
-from flywheel.capture.records import FEEDBACK, INTERACTIONS, RowError, day_start_us, next_day
-from flywheel.capture.tables import QuarantineSink
+from flywheel.capture.records import FEEDBACK, INTERACTIONS, day_start_us, next_day, previous_day
+from flywheel.capture.tables import QuarantineSink, convert_each
 from flywheel.capture.validation import (
+    RowRules,
+    checked_row,
     cyclic_gc_paused,
     decode_object,
     quarantine_row,
+    rejected_row,
     validate_feedback,
-    validate_interaction,
 )
 from flywheel.config import CaptureConfig
 from flywheel.core.storage import FlywheelHome, atomic_path, duckdb_connection
@@ -74,92 +78,127 @@ WINDOW_SCHEMA = pa.schema(
 )
 
 
+_FEEDBACK_ROWS = FEEDBACK_SCHEMA.append(pa.field("_file", pa.int32())).append(pa.field("_line", pa.int64()))
+"""Feedback rows as read: FEEDBACK_SCHEMA and where each row is (file number, line)."""
+
+
 @dataclass
 class SignalsReport:
-    """Counts of one day's signal computation."""
+    """Counts of one day's signal computation. Feedback of the day's own folder is accounted for:
+    `feedback_read == feedback_matched + feedback_quarantined` (`conserved`)."""
 
     day: str
     interactions: int = 0
     signals: Counter[str] = field(default_factory=Counter)
     feedback_read: int = 0  # rows in the day's own feedback folder
-    feedback_quarantined: int = 0
+    feedback_matched: int = 0  # own-folder rows for an interaction of this day or of the previous day
+    feedback_previous_day: int = 0  # of those, the previous day's (its run reads them as late feedback)
+    feedback_quarantined: int = 0  # own-folder rows: invalid, or for an unknown interaction
     feedback_reasons: Counter[str] = field(default_factory=Counter)
-    feedback_late: int = 0  # valid rows read from the next day's folder
-    feedback_matched: int = 0  # valid rows (both folders) whose interaction is in this day
+    feedback_late: int = 0  # rows of the next day's folder for an interaction of this day
     candidate_pairs: int = 0
     resubmissions: int = 0
     resubmissions_across_midnight: int = 0
 
+    @property
+    def conserved(self) -> bool:
+        return self.feedback_read == self.feedback_matched + self.feedback_quarantined
+
 
 def read_feedback(
-    files: list[Path], config: CaptureConfig, redactor: PiiRedactor | None, quarantine: QuarantineSink | None
+    files: list[Path], rules: RowRules, redactor: PiiRedactor | None, quarantine: QuarantineSink | None
 ) -> tuple[pa.Table, int]:
-    """Valid feedback rows of `files` (texts redacted) and the number of rows read; bad rows go to
-    `quarantine` when one is given (else they are skipped: another day's run quarantines them)."""
-    ids, ts, kinds, texts = [], [], [], []
+    """Valid feedback rows of `files` (texts redacted; `_FEEDBACK_ROWS`) and the number of rows read.
+    A row that raises anything on its way in goes to `quarantine` when one is given (else it is
+    skipped: the run of its own day quarantines it)."""
+    rows: list[tuple[str, int, str, str | None, int, int]] = []
     counts: Counter[str] = Counter()
     read = 0
     for item in iter_landing_lines(files, counts):
         read += 1
         try:
-            iid, ts_us, kind, text = validate_feedback(decode_object(item.raw), config.max_field_chars)
-        except RowError as err:
+            iid, ts_us, kind, text = validate_feedback(decode_object(item.raw), rules)
+        except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
             if quarantine is not None:
-                quarantine.add(*quarantine_row(item, err.reason, err.detail))
+                quarantine.add(*rejected_row(item, exc))
             continue
-        ids.append(iid)
-        ts.append(ts_us)
-        kinds.append(kind)
-        texts.append(text)
+        rows.append((iid, ts_us, kind, text, item.file_index, item.line))
+    parts, failed = convert_each(
+        lambda: _feedback_table(rows, redactor), lambda i: _feedback_table(rows[i : i + 1], redactor),
+        len(rows), redactor,
+    )  # fmt: skip
+    if failed and quarantine is not None:
+        errors = {(rows[i][4], rows[i][5]): exc for i, exc in failed}
+        for item in lines_at(files, set(errors)):
+            quarantine.add(*rejected_row(item, errors[item.file_index, item.line]))
+    return (pa.concat_tables(parts) if parts else _feedback_table([], None)), read
+
+
+def _feedback_table(
+    rows: list[tuple[str, int, str, str | None, int, int]], redactor: PiiRedactor | None
+) -> pa.Table:
+    ids, ts, kinds, texts, files, lines = zip(*rows, strict=True) if rows else ([], [], [], [], [], [])
     text_arr = pa.array(texts, pa.string())
     if redactor is not None:
         text_arr = redactor.redact_array(text_arr)
-    table = pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(ts, pa.timestamp("us", tz="UTC")),
-            pa.array(kinds, pa.string()),
-            text_arr,
-        ],
-        schema=FEEDBACK_SCHEMA,
-    )
-    return table, read
+    ts_arr = pa.array(ts, pa.timestamp("us", tz="UTC"))
+    arrays = [pa.array(ids, pa.string()), ts_arr, pa.array(kinds, pa.string()), text_arr,
+              pa.array(files, pa.int32()), pa.array(lines, pa.int64())]  # fmt: skip
+    return pa.Table.from_arrays(arrays, schema=_FEEDBACK_ROWS)
+
+
+def interaction_ids(home: FlywheelHome, day: str, config: CaptureConfig) -> pa.Table:
+    """The ids (one column, `interaction_id`) of `day`'s valid interactions: its warehouse table's, or,
+    before that day is ingested, those of its landing rows that ingestion would accept."""
+    path = home.warehouse(INTERACTIONS, day)
+    if path.exists():
+        return pq.read_table(path, columns=["interaction_id"])
+    rules = RowRules(day, config.max_field_chars)
+    ids = set()
+    for item in iter_landing_lines(landing_files(home, INTERACTIONS, day), Counter()):
+        try:
+            ids.add(checked_row(item, rules)[0])
+        except Exception:  # noqa: BLE001, S112 - a rejected row has no interaction
+            continue
+    return pa.table({"interaction_id": pa.array(sorted(ids), pa.string())})
 
 
 def first_window_interactions(
     home: FlywheelHome, day: str, window_s: int, config: CaptureConfig, redactor: PiiRedactor | None
 ) -> pa.Table:
-    """Valid interactions of `day`'s landing files in its first `window_s` seconds (input redacted)."""
-    end_us = day_start_us(day) + window_s * 1_000_000
-    ids, ts, sessions, texts = [], [], [], []
+    """Valid interactions of `day`'s landing files in its first `window_s` seconds (input redacted).
+    Rows that ingestion of `day` quarantines are skipped (the same rules, whatever they raise)."""
+    rules = RowRules(day, config.max_field_chars)
+    end_us = rules.start_us + window_s * 1_000_000
+    rows: list[tuple[str, int, str, str]] = []
     seen: set[str] = set()
     counts: Counter[str] = Counter()
     for item in iter_landing_lines(landing_files(home, INTERACTIONS, day), counts):
         try:
-            row = validate_interaction(decode_object(item.raw), config.max_field_chars)
-        except RowError:
+            row = checked_row(item, rules)
+        except Exception:  # noqa: BLE001, S112 - quarantined by that day's own run
             continue
         iid, ts_us = row[0], row[1]
         if iid in seen:
             continue
         seen.add(iid)
         if ts_us < end_us:
-            ids.append(iid)
-            ts.append(ts_us)
-            sessions.append(row[2])
-            texts.append(row[6][row[7]])
+            rows.append((iid, ts_us, row[2], row[6][row[7]]))
+    parts, _ = convert_each(
+        lambda: _window_table(rows, redactor), lambda i: _window_table(rows[i : i + 1], redactor),
+        len(rows), redactor,
+    )  # fmt: skip
+    return pa.concat_tables(parts) if parts else _window_table([], None)
+
+
+def _window_table(rows: list[tuple[str, int, str, str]], redactor: PiiRedactor | None) -> pa.Table:
+    ids, ts, sessions, texts = zip(*rows, strict=True) if rows else ([], [], [], [])
     text_arr = pa.array(texts, pa.string())
     if redactor is not None:
         text_arr = redactor.redact_array(text_arr)
-    return pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(ts, WINDOW_SCHEMA.field("ts").type),
-            pa.array(sessions, pa.string()),
-            text_arr,
-        ],
-        schema=WINDOW_SCHEMA,
-    )
+    arrays = [pa.array(ids, pa.string()), pa.array(ts, WINDOW_SCHEMA.field("ts").type),
+              pa.array(sessions, pa.string()), text_arr]  # fmt: skip
+    return pa.Table.from_arrays(arrays, schema=WINDOW_SCHEMA)
 
 
 def _find_resubmissions(
@@ -221,8 +260,13 @@ def compute_signals(
     """One signal row per interaction of `day` -> `warehouse/interaction_signals/<day>.parquet`.
 
     Reads `warehouse/interactions/<day>.parquet`, the day's and next day's feedback folders and the
-    next day's first window of landing interactions. Invalid feedback rows of the day's own folder
-    go to `quarantine/interaction_signals/<day>.parquet`.
+    next day's first window of landing interactions. Every row of the day's own feedback folder is
+    accounted for (`SignalsReport.conserved`): it is matched to an interaction of the day, or of the
+    previous day (whose run reads this folder as late feedback), or it goes to
+    `quarantine/interaction_signals/<day>.parquet`: invalid (its reason), or `unknown_interaction`
+    (in neither day's interactions: an interaction quarantined or never logged, or logged after its
+    feedback on the next day by a skewed clock). The previous day's ids come from its warehouse
+    table, or from its landing rows that ingestion would accept when it is not ingested yet.
     """
     with cyclic_gc_paused():
         return _compute_signals(home, day, config, threads)
@@ -245,14 +289,16 @@ def _compute_signals(
         atomic_path(home.quarantine(SIGNALS, day)) as q_tmp,
     ):
         quarantine = QuarantineSink(q_tmp)
+        own_files = landing_files(home, FEEDBACK, day)
         own, report.feedback_read = read_feedback(
-            landing_files(home, FEEDBACK, day), config, redactor, quarantine
+            own_files, RowRules(day, config.max_field_chars), redactor, quarantine
         )
-        late, _ = read_feedback(landing_files(home, FEEDBACK, following), config, redactor, None)
-        quarantine.close()
-        report.feedback_reasons = quarantine.reasons
-        report.feedback_quarantined = sum(quarantine.reasons.values())
-        report.feedback_late = late.num_rows
+        late, _ = read_feedback(
+            landing_files(home, FEEDBACK, following),
+            RowRules(following, config.max_field_chars),
+            redactor,
+            None,
+        )
         window = first_window_interactions(home, following, config.resubmit_window_s, config, redactor)
 
         con = duckdb_connection(threads)
@@ -265,6 +311,8 @@ def _compute_signals(
             con.register("next_window", window)
             con.execute("CREATE TEMP VIEW later AS SELECT * FROM cur UNION ALL SELECT * FROM next_window")
             con.register("feedback", pa.concat_tables([own, late]))
+            _account_for_feedback(con, own, late, own_files, interaction_ids(home, previous_day(day), config),
+                                  quarantine, report)  # fmt: skip
             resubmits = _find_resubmissions(
                 con, config.resubmit_window_s, config.resubmit_similarity, report, day_start_us(following)
             )
@@ -277,13 +325,11 @@ def _compute_signals(
                        bool_or(f.kind = 'thumbs_down') AS thumbs_down,
                        bool_or(f.kind = 'resubmit') AS resubmit,
                        bool_or(f.kind = 'copy') AS copy,
-                       bool_or(f.kind = 'thumbs_up') AS thumbs_up,
-                       count(*) AS events
+                       bool_or(f.kind = 'thumbs_up') AS thumbs_up
                 FROM feedback f SEMI JOIN cur c ON f.interaction_id = c.interaction_id
                 GROUP BY f.interaction_id
                 """
             )
-            report.feedback_matched = con.execute("SELECT coalesce(sum(events), 0) FROM fb").fetchone()[0]  # type: ignore[index]
             con.execute(
                 """
                 CREATE TEMP VIEW labelled AS
@@ -330,6 +376,42 @@ def _compute_signals(
         finally:
             con.close()
     return report
+
+
+def _account_for_feedback(
+    con: duckdb.DuckDBPyConnection, own: pa.Table, late: pa.Table, own_files: list[Path],
+    previous_ids: pa.Table, quarantine: QuarantineSink, report: SignalsReport,
+) -> None:  # fmt: skip
+    """Counts the own folder's rows matched to this day or the previous day and the next folder's rows
+    for this day; quarantines the own rows for neither day as `unknown_interaction`, then closes the
+    quarantine."""
+    con.register("own", own)
+    con.register("late", late)
+    con.register("previous_ids", previous_ids)
+    unknown = con.execute(
+        "SELECT _file, _line, interaction_id FROM own ANTI JOIN cur USING (interaction_id) "
+        "ANTI JOIN previous_ids USING (interaction_id) ORDER BY _file, _line"
+    ).fetchall()
+    report.feedback_previous_day = con.execute(
+        "SELECT count(*) FROM own ANTI JOIN cur USING (interaction_id) "
+        "SEMI JOIN previous_ids USING (interaction_id)"
+    ).fetchall()[0][0]
+    report.feedback_late = con.execute(
+        "SELECT count(*) FROM late SEMI JOIN cur USING (interaction_id)"
+    ).fetchall()[0][0]
+    if unknown:
+        ids = {(f, line): iid for f, line, iid in unknown}
+        for item in lines_at(own_files, set(ids)):
+            iid = ids[item.file_index, item.line]
+            detail = (
+                f"interaction_id {iid!r} is in neither {report.day}'s "
+                f"nor {previous_day(report.day)}'s interactions"
+            )
+            quarantine.add(*quarantine_row(item, "unknown_interaction", detail))
+    quarantine.close()
+    report.feedback_reasons = quarantine.reasons
+    report.feedback_quarantined = sum(quarantine.reasons.values())
+    report.feedback_matched = own.num_rows - len(unknown)
 
 
 def _sql_path(path: Path) -> str:

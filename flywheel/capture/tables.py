@@ -4,10 +4,10 @@ rejected rows -> a quarantine file (`QUARANTINE_SCHEMA`), and the report of a da
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 from flywheel.capture.pii import PiiRedactor
 from flywheel.capture.validation import QuarantineRow
 from flywheel.core.records import MESSAGE_TYPE, MESSAGES_TYPE, QUARANTINE_SCHEMA, quarantine_table
+
+T = TypeVar("T")
 
 INTERACTIONS_SCHEMA = pa.schema(
     [
@@ -100,6 +102,64 @@ class RowBatch:
             metadata,
         ]
         return pa.RecordBatch.from_arrays(columns, schema=INTERACTIONS_SCHEMA)
+
+    def select(self, rows: Sequence[int]) -> RowBatch:
+        """A batch of the rows at positions `rows` (their sizes not kept)."""
+        out = RowBatch()
+        for i in rows:
+            a, b = self.offsets[i], self.offsets[i + 1]
+            out.add(
+                (self.ids[i], self.ts[i], self.sessions[i], self.users[i], self.models[i], self.roles[a:b],
+                 self.contents[a:b], self.input_index[i] - a, self.outputs[i], self.latency[i],
+                 self.confidence[i], self.metadata[i]),
+                0,
+            )  # fmt: skip
+        return out
+
+    def convert(self, redactor: PiiRedactor | None) -> tuple[pa.RecordBatch, list[tuple[int, Exception]]]:
+        """The redacted Arrow batch of the rows that convert, and (position, error) of those that do not
+        (validated rows always convert; see `convert_each`)."""
+        parts, failed = convert_each(
+            lambda: self.to_batch(redactor),
+            lambda i: self.select([i]).to_batch(redactor),
+            len(self),
+            redactor,
+        )
+        if len(parts) == 1:
+            return parts[0], failed
+        if not parts:
+            return pa.RecordBatch.from_pylist([], schema=INTERACTIONS_SCHEMA), failed
+        return pa.concat_batches(parts), failed
+
+
+def convert_each(
+    build_all: Callable[[], T], build_one: Callable[[int], T], rows: int, redactor: PiiRedactor | None
+) -> tuple[list[T], list[tuple[int, Exception]]]:
+    """`[build_all()]`; should it raise, `build_one(i)` for each of the `rows` apart: the parts built
+    and (position, error) of the rows that fail, so that one row never stops the others. The
+    redactor's PII counts are those of the parts kept."""
+    saved = Counter(redactor.hits) if redactor is not None else None
+    try:
+        return [build_all()], []
+    except Exception:  # noqa: BLE001 - any error of any row: find the rows, keep the others
+        _restore_hits(redactor, saved)
+    parts: list[T] = []
+    failed: list[tuple[int, Exception]] = []
+    for i in range(rows):
+        saved = Counter(redactor.hits) if redactor is not None else None
+        try:
+            parts.append(build_one(i))
+        except Exception as exc:  # noqa: BLE001
+            _restore_hits(redactor, saved)
+            failed.append((i, exc))
+    return parts, failed
+
+
+def _restore_hits(redactor: PiiRedactor | None, saved: Counter[str] | None) -> None:
+    """Put back the PII counts of before a failed attempt (in place: the redactor's patterns hold them)."""
+    if redactor is not None and saved is not None:
+        redactor.hits.clear()
+        redactor.hits.update(saved)
 
 
 # --- quarantine ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from flywheel.capture.landing import LandingLine, Piece, split_landing_files
 from flywheel.capture.pii import PiiRedactor
-from flywheel.capture.records import INTERACTIONS, RowError
+from flywheel.capture.records import INTERACTIONS
 from flywheel.capture.tables import (
     INTERACTIONS_SCHEMA,
     IngestReport,
@@ -27,10 +27,12 @@ from flywheel.capture.tables import (
 )
 from flywheel.capture.validation import (
     QuarantineRow,
+    RowRules,
     checked_row,
     cyclic_gc_paused,
     duplicate_detail,
     quarantine_row,
+    rejected_row,
 )
 from flywheel.config import CaptureConfig
 from flywheel.core.records import QUARANTINE_SCHEMA
@@ -45,7 +47,7 @@ class _PieceJob:
     piece: Piece
     part_dir: str
     seq: int
-    max_chars: int
+    rules: RowRules
     pii_kinds: tuple[str, ...] | None
     batch_rows: int
     batch_chars: int
@@ -62,7 +64,8 @@ class _PieceResult:
 
 # --- in a worker -----------------------------------------------------------------------------------
 def _validate_piece(job: _PieceJob) -> _PieceResult:
-    """In a worker: validate and redact one piece into Arrow IPC parts (duplicates are left to the parent)."""
+    """In a worker: validate and redact one piece into Arrow IPC parts (duplicates are left to the parent).
+    As in one process, whatever exception a row provokes quarantines that row."""
     with cyclic_gc_paused():
         redactor = PiiRedactor(job.pii_kinds) if job.pii_kinds is not None else None
         counts: Counter[str] = Counter()
@@ -71,20 +74,35 @@ def _validate_piece(job: _PieceJob) -> _PieceResult:
         accepted = os.path.join(job.part_dir, f"{job.seq:06d}.accepted.arrow")
         with pa.OSFile(accepted, "wb") as sink, pa.ipc.new_file(sink, _PART_SCHEMA) as writer:
             batch, lines = RowBatch(), []
+
+            def write() -> None:
+                converted, failed = batch.convert(redactor)
+                kept = lines
+                if failed:  # never for a validated row, unless something unforeseen: read its line again
+                    errors = {lines[i]: exc for i, exc in failed}
+                    rejected.extend(
+                        rejected_row(item, errors[item.line])
+                        for item in job.piece.lines(Counter())
+                        if item.line in errors
+                    )
+                    kept = [line for line in lines if line not in errors]
+                writer.write_batch(_with_lines(converted, kept))
+
             for item in job.piece.lines(counts):
                 rows_read += 1
                 try:
-                    row = checked_row(item, job.max_chars)
-                except RowError as err:
-                    rejected.append(quarantine_row(item, err.reason, err.detail))
+                    row = checked_row(item, job.rules)
+                except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+                    rejected.append(rejected_row(item, exc))
                     continue
                 batch.add(row, len(item.raw))
                 lines.append(item.line)
                 if len(batch) >= job.batch_rows or batch.chars >= job.batch_chars:
-                    writer.write_batch(_with_lines(batch.to_batch(redactor), lines))
+                    write()
                     batch, lines = RowBatch(), []
             if len(batch):
-                writer.write_batch(_with_lines(batch.to_batch(redactor), lines))
+                write()
+        rejected.sort(key=lambda r: r[1])  # line order, also for rows that failed in conversion
         quarantined = os.path.join(job.part_dir, f"{job.seq:06d}.quarantined.arrow")
         with pa.OSFile(quarantined, "wb") as sink, pa.ipc.new_file(sink, QUARANTINE_SCHEMA) as writer:
             writer.write_table(quarantine_rows_table(rejected))
@@ -111,6 +129,7 @@ def ingest_in_pool(
     `workers` processes, a few pieces ahead."""
     report = IngestReport(day=day, files=len(files))
     pii_kinds = tuple(config.pii.kinds) if config.pii.enabled else None
+    rules = RowRules(day, config.max_field_chars)
     counts: Counter[str] = Counter()
     pii_hits: Counter[str] = Counter()
     first_seen: dict[str, int] = {}  # interaction_id -> file_index << 32 | line of its first row
@@ -147,7 +166,7 @@ def ingest_in_pool(
                         rejected.append(
                             quarantine_row(item, "duplicate_id", duplicate_detail(iid, files, at))
                         )
-                        pii_hits.subtract(_pii_hits_of(item, config.max_field_chars, pii_kinds))
+                        pii_hits.subtract(_pii_hits_of(item, rules, pii_kinds))
                 rejected.sort(key=lambda r: r[1])
                 table = table.filter(pa.array(keep))
             for r in rejected:
@@ -160,7 +179,7 @@ def ingest_in_pool(
 
         pending: deque[tuple[Piece, Future[_PieceResult]]] = deque()
         for seq, piece in enumerate(split_landing_files(files, piece_bytes)):
-            job = _PieceJob(piece, part_dir, seq, config.max_field_chars, pii_kinds, batch_rows, batch_chars)
+            job = _PieceJob(piece, part_dir, seq, rules, pii_kinds, batch_rows, batch_chars)
             pending.append((piece, pool.submit(_validate_piece, job)))
             if len(pending) > workers:  # keep every worker busy, and at most a few parts on disk
                 merge(*pending.popleft())
@@ -176,12 +195,12 @@ def ingest_in_pool(
     return report
 
 
-def _pii_hits_of(item: LandingLine, max_chars: int, pii_kinds: tuple[str, ...] | None) -> Counter[str]:
+def _pii_hits_of(item: LandingLine, rules: RowRules, pii_kinds: tuple[str, ...] | None) -> Counter[str]:
     """The PII a worker counted in the texts of an accepted row (that turned out to be a duplicate)."""
     if pii_kinds is None:
         return Counter()
     redactor = PiiRedactor(pii_kinds)
-    row = checked_row(item, max_chars)
+    row = checked_row(item, rules)
     for text in (*row[6], row[8], row[11]):  # message contents, output, metadata JSON
         redactor.redact(text)
     return redactor.hits

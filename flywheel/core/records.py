@@ -15,6 +15,10 @@ import pyarrow as pa
 Source = Literal["real", "human", "synthetic", "distilled"]
 SOURCES: tuple[str, ...] = ("real", "human", "synthetic", "distilled")
 
+MAX_ID_CHARS = 128
+"""The longest id (interaction, session, user, model version) any store holds: the labeling store's
+varchar(128) columns. Capture quarantines a row with a longer id."""
+
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES_TYPE = pa.list_(MESSAGE_TYPE)
 

@@ -18,10 +18,17 @@ from assets.capture import (
 )
 from assets.resources import FlywheelResource
 from flywheel.capture.ingestion import ingest_interactions
-from flywheel.capture.records import INTERACTIONS
+from flywheel.capture.records import FEEDBACK, INTERACTIONS
 from flywheel.capture.sdk import CaptureWriter
 from flywheel.core.storage import FlywheelHome, read_parquet
-from tests.capture.traffic import DAY, interaction_record
+from tests.capture.traffic import (
+    DAY,
+    NEXT,
+    bad_lines,
+    hostile_feedback_lines,
+    interaction_record,
+    log_question,
+)
 
 
 def test_capture_assets_and_checks_on_real_chatml_rows(
@@ -89,3 +96,54 @@ def test_rows_conserved_check_counts_the_written_files(
     assert not check.passed and "read 3 rows but the files hold 1 accepted + 1 quarantined" in (
         check.description or ""
     )
+
+
+def test_capture_runs_succeed_whatever_the_rows(
+    home: FlywheelHome, flywheel_resource: FlywheelResource
+) -> None:
+    """Rows that used to fail the day's runs (and, through late feedback, the day before's), in every
+    folder the runs read: both days' runs succeed, and every row read is accepted or quarantined."""
+    with CaptureWriter(home) as writer:
+        ids = [
+            log_question(writer, f"question {i}", ts=f"{DAY}T10:0{i}:00Z", session_id=f"s{i}")
+            for i in range(5)
+        ]
+        nxt = log_question(writer, "question 0!", ts=f"{NEXT}T00:00:30Z")
+        for iid in ids[:3]:
+            writer.log_feedback(iid, "copy", ts=f"{DAY}T11:00:00Z")
+        writer.log_feedback(ids[4], "thumbs_down", ts=f"{NEXT}T00:01:00Z")  # late feedback for DAY
+        writer.log_feedback(nxt, "thumbs_up", ts=f"{NEXT}T00:02:00Z")
+    bad = [line for line, _ in bad_lines()]
+    for stream, day, lines in [
+        (INTERACTIONS, DAY, bad),
+        (INTERACTIONS, NEXT, [line.replace(DAY.encode(), NEXT.encode()) for line in bad]),
+        (FEEDBACK, DAY, [line for line, _ in hostile_feedback_lines(ids[3])]),
+        (
+            FEEDBACK,
+            NEXT,
+            [line.replace(DAY.encode(), NEXT.encode()) for line, _ in hostile_feedback_lines(nxt)],
+        ),
+    ]:
+        (home.landing(stream, day) / "hostile.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    resources = {"flywheel": flywheel_resource}
+    assets = [interactions, interaction_signals, interactions_rows_conserved]
+    for day in (NEXT, DAY):  # the late feedback's own day first: it must not block the day before
+        result = dg.materialize(assets, partition_key=day, resources=resources)
+        assert result.success
+        meta = result.asset_materializations_for_node("interactions")[0].metadata
+        assert meta["rows_read"].value == meta["rows_accepted"].value + meta["rows_quarantined"].value
+        assert meta["rows_ts_outside_day"].value == (
+            3 if day == DAY else 2
+        )  # NEXT's "next day" row is its own
+        assert result.get_asset_check_evaluations()[0].passed
+        signals = result.asset_materializations_for_node("interaction_signals")[0].metadata
+        assert (
+            signals["feedback_read"].value
+            == signals["feedback_matched"].value + signals["feedback_quarantined"].value
+        )
+        assert signals["feedback_reasons"].value["unencodable_text"] == 2
+    assert set(ids) <= set(
+        read_parquet(home.warehouse(INTERACTIONS, DAY)).column("interaction_id").to_pylist()
+    )
+    assert signals["feedback_late"].value == 1
+    assert signals["feedback_matched"].value == 3 and signals["signal_negative"].value == 1

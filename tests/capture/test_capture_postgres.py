@@ -1,4 +1,4 @@
-"""The capture job on a Dagster instance configured by the repo's dagster.yaml (PostgreSQL storage)."""
+"""The capture job on a Dagster instance configured by the repo's deploy/dagster.yaml (PostgreSQL storage)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_capture_job_run_and_materializations_are_stored_in_postgres(
 ) -> None:
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
     url = sa.engine.make_url(pg_url)
     for key, value in {
         "DAGSTER_HOME": str(dagster_home),

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
+import random
+import tempfile
+from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from flywheel.capture import validation
 from flywheel.capture.ingestion import ingest_interactions
+from flywheel.capture.pii import PiiRedactor
 from flywheel.capture.records import INTERACTIONS
 from flywheel.capture.sdk import CaptureWriter
-from flywheel.capture.tables import INTERACTIONS_SCHEMA
+from flywheel.capture.tables import INTERACTIONS_SCHEMA, IngestReport
 from flywheel.config import CaptureConfig
 from flywheel.core.records import QUARANTINE_SCHEMA
 from flywheel.core.storage import FlywheelHome, read_parquet
-from tests.capture.traffic import DAY, bad_lines, interaction_record, log_question
+from tests.capture.traffic import (
+    DAY,
+    INTERACTION_FIELDS,
+    bad_lines,
+    hostile_line,
+    interaction_record,
+    log_question,
+    non_blank_count,
+)
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_counts_are_conserved(home: FlywheelHome) -> None:
@@ -105,3 +121,81 @@ def test_empty_day_writes_empty_tables(home: FlywheelHome) -> None:
     report = ingest_interactions(home, DAY, CaptureConfig())
     assert (report.files, report.rows_read, report.quarantine_rate) == (0, 0, 0.0)
     assert read_parquet(home.warehouse(INTERACTIONS, DAY)).num_rows == 0
+
+
+# --- no row can stop a run -------------------------------------------------------------------------
+def _ingest_lines(
+    home: FlywheelHome, lines: list[bytes], config: CaptureConfig | None = None
+) -> IngestReport:
+    folder = home.landing(INTERACTIONS, DAY)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return ingest_interactions(home, DAY, config or CaptureConfig(max_field_chars=1000))
+
+
+def test_an_unforeseen_exception_quarantines_its_row_only(home: FlywheelHome, monkeypatch) -> None:
+    """Validation raising something no one foresaw: `unexpected:<Type>`, the message as detail."""
+    real = validation.parse_ts_us
+
+    def fragile(value: object, field_name: str = "ts") -> int:
+        if value == f"{DAY}T09:09:09Z":
+            raise ZeroDivisionError("a bug in a validator")
+        return real(value, field_name)
+
+    monkeypatch.setattr(validation, "parse_ts_us", fragile)
+    lines = [json.dumps(interaction_record(ts=f"{DAY}T09:09:0{i}Z")).encode() for i in range(10)]
+    report = _ingest_lines(home, lines)
+    assert (report.rows_read, report.rows_accepted, dict(report.quarantine_reasons)) == (
+        10, 9, {"unexpected:ZeroDivisionError": 1},
+    )  # fmt: skip
+    row = read_parquet(home.quarantine(INTERACTIONS, DAY)).to_pylist()[0]
+    assert row["line"] == 10 and row["detail"] == "a.jsonl:10: a bug in a validator"
+
+
+def test_a_row_failing_in_redaction_is_quarantined_and_the_batch_written(
+    home: FlywheelHome, monkeypatch
+) -> None:
+    """Conversion is retried row by row after a failure: the other rows of the batch are kept, and
+    the PII they hold is counted once."""
+    real = PiiRedactor.redact_array
+
+    def fragile(self: PiiRedactor, texts: pa.Array) -> pa.Array:
+        if any("BOOM" in (t or "") for t in texts.to_pylist()):
+            raise RuntimeError("redactor crashed")
+        return real(self, texts)
+
+    monkeypatch.setattr(PiiRedactor, "redact_array", fragile)
+    lines = [json.dumps(interaction_record(output=f"answer {i} to a{i}@x.org")).encode() for i in range(6)]
+    lines[2] = json.dumps(interaction_record(output="BOOM")).encode()
+    report = _ingest_lines(home, lines, CaptureConfig())
+    assert (report.rows_accepted, dict(report.quarantine_reasons)) == (5, {"unexpected:RuntimeError": 1})
+    assert report.pii_hits == {"email": 5} and report.conserved
+    out = read_parquet(home.warehouse(INTERACTIONS, DAY))
+    assert out.column("output").to_pylist() == [f"answer {i} to [EMAIL]" for i in (0, 1, 3, 4, 5)]
+    assert read_parquet(home.quarantine(INTERACTIONS, DAY)).column("line").to_pylist() == [3]
+
+
+_GOOD = interaction_record(interaction_id="hostile", ts=f"{DAY}T12:00:00Z")
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(
+    hostile=st.lists(hostile_line(_GOOD, INTERACTION_FIELDS), min_size=1, max_size=12),
+    seed=st.integers(0, 99),
+)
+def test_hostile_rows_never_stop_ingestion(hostile: list[bytes], seed: int) -> None:
+    """Generated hostile lines among good rows: the run succeeds, every good row is accepted, and
+    read = accepted + quarantined, on disk too."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = FlywheelHome(Path(tmp))
+        good = [interaction_record(interaction_id=f"good-{i}", output=f"answer {i}") for i in range(8)]
+        lines = [json.dumps(g).encode() for g in good] + hostile
+        random.Random(seed).shuffle(lines)
+        report = _ingest_lines(home, lines)
+        data = (home.landing(INTERACTIONS, DAY) / "a.jsonl").read_bytes()
+        assert report.rows_read == non_blank_count(data) and report.conserved
+        out = read_parquet(home.warehouse(INTERACTIONS, DAY))
+        assert out.num_rows == report.rows_accepted
+        assert read_parquet(home.quarantine(INTERACTIONS, DAY)).num_rows == report.rows_quarantined
+        assert {g["interaction_id"] for g in good} <= set(out.column("interaction_id").to_pylist())

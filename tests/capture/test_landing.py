@@ -1,11 +1,19 @@
-"""Reading the landing zone: landing files cut into pieces at line ends."""
+"""Reading the landing zone: landing files cut into pieces at line ends; files a killed writer left."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections import Counter
 from pathlib import Path
 
-from flywheel.capture.landing import split_landing_files
+from flywheel.capture.ingestion import ingest_interactions
+from flywheel.capture.landing import landing_files, recover_orphans, split_landing_files
+from flywheel.capture.records import FEEDBACK, INTERACTIONS
+from flywheel.config import CaptureConfig
+from flywheel.core.storage import FlywheelHome
+from tests.capture.traffic import DAY, NEXT, interaction_record
 
 
 def test_split_landing_files_cuts_at_line_ends_and_numbers_lines(tmp_path: Path) -> None:
@@ -23,3 +31,35 @@ def test_split_landing_files_cuts_at_line_ends_and_numbers_lines(tmp_path: Path)
     got = [(item.line, item.raw) for p in pieces if p.file_index == 0 for item in p.lines(counts)]
     assert got == [(i + 1, raw) for i, raw in enumerate(lines) if raw]
     assert counts["blank_lines"] == 1
+
+
+def test_orphan_tmp_files_are_published_whole_and_counted(home: FlywheelHome) -> None:
+    """A `.tmp` untouched for longer than the threshold is published (its cut last line then goes to
+    quarantine at ingestion); a fresh one is a live writer's and stays; an empty old one is removed."""
+    folder = home.landing(INTERACTIONS, DAY)
+    folder.mkdir(parents=True)
+    rows = [json.dumps(interaction_record()) for _ in range(3)]
+    orphan = folder / ".host-123-abc.jsonl.tmp"
+    orphan.write_text("\n".join(rows) + "\n" + rows[0][:40])  # killed in the middle of a line
+    live = folder / ".host-456-def.jsonl.tmp"
+    live.write_text(rows[0] + "\n")
+    empty = home.landing(FEEDBACK, NEXT) / ".host-123-ghi.jsonl.tmp"
+    empty.parent.mkdir(parents=True)
+    empty.touch()
+    old = time.time() - 3_600
+    for path in (orphan, empty):
+        os.utime(path, (old, old))
+
+    report = recover_orphans(home, older_than_s=600)
+    published = folder / "host-123-abc.recovered.jsonl"
+    assert report.recovered == [published] and (report.lines, report.partial_lines, report.removed_empty) == (
+        4,
+        1,
+        1,
+    )
+    assert not orphan.exists() and live.exists() and not empty.exists()
+    assert landing_files(home, INTERACTIONS, DAY) == [published]
+    ingested = ingest_interactions(home, DAY, CaptureConfig())
+    assert (ingested.rows_accepted, dict(ingested.quarantine_reasons)) == (3, {"invalid_json": 1})
+    assert recover_orphans(home, older_than_s=600).recovered == []  # nothing left to do
+    assert recover_orphans(home, older_than_s=0, days=[NEXT]).recovered == []  # only the days asked

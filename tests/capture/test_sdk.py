@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
 
 from flywheel.capture.ingestion import ingest_interactions
-from flywheel.capture.landing import landing_files
+from flywheel.capture.landing import landing_files, recover_orphans
 from flywheel.capture.records import FEEDBACK, INTERACTIONS
 from flywheel.capture.sdk import CaptureWriter
 from flywheel.config import CaptureConfig
@@ -117,3 +119,73 @@ def test_feedback_errors_are_input_errors(home: FlywheelHome) -> None:
     with pytest.raises(InputError, match="needs the corrected text"):
         writer.log_feedback("x", "correction")
     writer.close()
+
+
+_KILLED_WRITER = """
+import sys, time
+from flywheel.capture.sdk import CaptureWriter
+writer = CaptureWriter(sys.argv[1], max_age_s=1e9)
+for i in range(40):
+    writer.log_interaction([{"role": "user", "content": f"question {i} " + "x" * 300}], "answer " * 40,
+                           session_id="s", user_id="u", model_version="m", latency_ms=1.0, ts=sys.argv[2])
+print("logged", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_writer_killed_with_sigkill_loses_no_logged_record(home: FlywheelHome) -> None:
+    """A serving process killed before publishing: its `.tmp` holds every record it logged (no user
+    buffer), and the pipeline publishes it once it is old enough."""
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(home.root), f"{DAY}T10:00:00Z"],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "logged"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and landing_files(home, INTERACTIONS, DAY) == []
+    assert recover_orphans(home, older_than_s=600).recovered == []  # too fresh: could be a live writer
+    report = recover_orphans(home, older_than_s=600, now=time.time() + 3_600)
+    assert len(report.recovered) == 1 and (report.lines, report.partial_lines) == (40, 0)
+    ingested = ingest_interactions(home, DAY, CaptureConfig())
+    assert (ingested.rows_read, ingested.rows_accepted) == (40, 40)
+
+
+def test_an_idle_writer_publishes_its_files_when_they_are_old_enough(home: FlywheelHome) -> None:
+    """No log call after the first: the publisher thread still publishes at `max_age_s`, so a live
+    writer's `.tmp` is never older than that (and orphan recovery never takes it)."""
+    writer = CaptureWriter(home, max_age_s=0.5)
+    log_question(writer, "anyone there?")
+    assert landing_files(home, INTERACTIONS, DAY) == []
+    deadline = time.monotonic() + 10
+    while not landing_files(home, INTERACTIONS, DAY) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(landing_files(home, INTERACTIONS, DAY)) == 1
+    writer.max_age_s = 3_600.0
+    log_question(writer, "me again")  # a new file, a new publisher, a long wait
+    publisher = writer._publisher
+    writer.close()
+    assert len(landing_files(home, INTERACTIONS, DAY)) == 2
+    assert publisher is not None
+    publisher.join(timeout=10)  # woken by close(): it ends at once, not at max_age_s
+    assert not publisher.is_alive()
+
+
+def test_a_writer_whose_file_was_recovered_goes_on(home: FlywheelHome) -> None:
+    """Should recovery take the file of a writer that is still alive, its records stay in the
+    published file and the writer does not fail."""
+    writer = CaptureWriter(home)
+    log_question(writer, "first")
+    assert len(recover_orphans(home, older_than_s=0).recovered) == 1
+    log_question(writer, "second")
+    writer.close()
+    (published,) = landing_files(home, INTERACTIONS, DAY)
+    assert len(published.read_text().splitlines()) == 2
+
+
+def test_a_lone_surrogate_is_logged_and_quarantined_not_raised(home: FlywheelHome) -> None:
+    with CaptureWriter(home) as writer:
+        log_question(writer, "broken \ud800 text")
+        log_question(writer, "fine")
+    report = ingest_interactions(home, DAY, CaptureConfig())
+    assert (report.rows_accepted, dict(report.quarantine_reasons)) == (1, {"unencodable_text": 1})

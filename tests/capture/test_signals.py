@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from assets.capture import interaction_signals, interactions
 from assets.resources import FlywheelResource
@@ -17,6 +20,15 @@ from flywheel.capture.sdk import CaptureWriter
 from flywheel.capture.signals import SIGNALS, SIGNALS_SCHEMA, compute_signals
 from flywheel.config import CaptureConfig
 from flywheel.core.storage import FlywheelHome, read_parquet
+from tests.capture.traffic import (
+    FEEDBACK_FIELDS,
+    INTERACTION_FIELDS,
+    bad_lines,
+    hostile_feedback_lines,
+    hostile_line,
+    interaction_record,
+    non_blank_count,
+)
 
 DAY, NEXT = "2026-01-05", "2026-01-06"
 
@@ -170,3 +182,103 @@ def test_backfill_in_any_order_equals_one_by_one_runs(tmp_path: Path, project_di
     # sorted by ts: the 2026-01-04 sessions' resubmissions after midnight, then the day's own sessions
     assert [r["signal"] for r in outputs[0][DAY]] == ["none"] * 3 + ["negative"] * 3
     assert all(r["evidence"].startswith("resubmit:") for r in outputs[0][DAY][3:])
+
+
+# --- every feedback row accounted for; no row can stop a run ---------------------------------------
+def test_feedback_for_an_unknown_interaction_is_counted_and_quarantined(home: FlywheelHome) -> None:
+    """read 4 = matched 2 + quarantined 2 (one invalid, one for an interaction no day has)."""
+    with CaptureWriter(home) as w:
+        iid = _ask(w, "q", f"{DAY}T08:00:00Z")
+        w.log_feedback(iid, "copy", ts=f"{DAY}T08:00:05Z")
+        w.log_feedback(iid, "thumbs_up", ts=f"{DAY}T08:00:06Z")
+        w.log_feedback("nobody-logged-me", "thumbs_down", ts=f"{DAY}T08:00:07Z")
+    (home.landing(FEEDBACK, DAY) / "bad.jsonl").write_text("not json\n")
+    ingest_interactions(home, DAY, CaptureConfig())
+    report = compute_signals(home, DAY, CaptureConfig())
+    assert (report.feedback_read, report.feedback_matched, report.feedback_quarantined) == (4, 2, 2)
+    assert report.feedback_reasons == {"invalid_json": 1, "unknown_interaction": 1} and report.conserved
+    q = {r["reason"]: r for r in read_parquet(home.quarantine(SIGNALS, DAY)).to_pylist()}
+    assert (
+        "'nobody-logged-me' is in neither 2026-01-05's nor 2026-01-04's" in q["unknown_interaction"]["detail"]
+    )
+    assert json.loads(q["unknown_interaction"]["raw"])["kind"] == "thumbs_down"
+
+
+@pytest.mark.parametrize("previous_day_ingested", [True, False])
+def test_feedback_for_the_previous_day_is_matched_not_quarantined(
+    home: FlywheelHome, previous_day_ingested: bool
+) -> None:
+    """Feedback landing after midnight for the day before is that day's late feedback (its signal),
+    and counted as matched by the day whose folder holds it, whichever day ran first."""
+    with CaptureWriter(home) as w:
+        a = _ask(w, "late question", f"{DAY}T23:59:00Z")
+        b = _ask(w, "next question", f"{NEXT}T08:00:00Z")
+        w.log_feedback(a, "correction", text="better", ts=f"{NEXT}T00:01:00Z")
+        w.log_feedback(b, "copy", ts=f"{NEXT}T08:01:00Z")
+        w.log_feedback("unknown", "copy", ts=f"{NEXT}T08:02:00Z")
+    if previous_day_ingested:
+        ingest_interactions(home, DAY, CaptureConfig())
+    ingest_interactions(home, NEXT, CaptureConfig())
+    report = compute_signals(home, NEXT, CaptureConfig())
+    assert (report.feedback_read, report.feedback_matched, report.feedback_previous_day) == (3, 2, 1)
+    assert report.feedback_reasons == {"unknown_interaction": 1} and report.conserved
+    assert _signals(home)[a]["signal"] == "correction"
+
+
+def _write_lines(folder: Path, lines: list[bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hostile.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_hostile_feedback_is_quarantined_with_its_reason(home: FlywheelHome) -> None:
+    with CaptureWriter(home) as w:
+        iid = _ask(w, "q", f"{DAY}T08:00:00Z")
+        w.log_feedback(iid, "copy", ts=f"{DAY}T08:00:05Z")
+    cases = hostile_feedback_lines(iid)
+    _write_lines(home.landing(FEEDBACK, DAY), [line for line, _ in cases])
+    _write_lines(home.landing(FEEDBACK, NEXT), [line for line, _ in cases])  # late: skipped, not fatal
+    _write_lines(home.landing(INTERACTIONS, NEXT), [line for line, _ in bad_lines()])  # the next window
+    ingest_interactions(home, DAY, CaptureConfig())
+    report = compute_signals(home, DAY, CaptureConfig())
+    assert report.feedback_read == len(cases) + 1 and report.feedback_matched == 1 and report.conserved
+    got = [(r["line"], r["reason"]) for r in read_parquet(home.quarantine(SIGNALS, DAY)).to_pylist()]
+    assert got == [(i + 1, reason) for i, (_, reason) in enumerate(cases)]
+
+
+_GOOD_FEEDBACK = {"interaction_id": "good-0", "ts": f"{DAY}T12:00:00Z", "kind": "correction", "text": "fixed"}
+_GOOD_NEXT = interaction_record(interaction_id="next", ts=f"{NEXT}T00:00:10Z")
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(
+    feedback=st.lists(hostile_line(_GOOD_FEEDBACK, FEEDBACK_FIELDS), max_size=10),
+    late=st.lists(hostile_line({**_GOOD_FEEDBACK, "ts": f"{NEXT}T00:10:00Z"}, FEEDBACK_FIELDS), max_size=6),
+    window=st.lists(hostile_line(_GOOD_NEXT, INTERACTION_FIELDS), max_size=6),
+    interactions=st.lists(hostile_line(interaction_record(), INTERACTION_FIELDS), max_size=6),
+)
+def test_hostile_rows_never_stop_signals(
+    feedback: list[bytes], late: list[bytes], window: list[bytes], interactions: list[bytes]
+) -> None:
+    """Generated hostile lines in the day's and next day's feedback and interactions: the signals run
+    succeeds, feedback read = matched + quarantined, and good feedback gives its signal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = FlywheelHome(Path(tmp))
+        good = [interaction_record(interaction_id=f"good-{i}", ts=f"{DAY}T10:00:0{i}Z") for i in range(3)]
+        _write_lines(home.landing(INTERACTIONS, DAY), [json.dumps(g).encode() for g in good] + interactions)
+        fb = [
+            json.dumps({**_GOOD_FEEDBACK, "interaction_id": f"good-{i}", "kind": "copy"}).encode()
+            for i in (1, 2)
+        ]
+        _write_lines(home.landing(FEEDBACK, DAY), fb + feedback)
+        _write_lines(home.landing(FEEDBACK, NEXT), late)
+        _write_lines(home.landing(INTERACTIONS, NEXT), window)
+        ingest_interactions(home, DAY, CaptureConfig())
+        report = compute_signals(home, DAY, CaptureConfig())
+        data = (home.landing(FEEDBACK, DAY) / "hostile.jsonl").read_bytes()
+        assert report.feedback_read == non_blank_count(data) and report.conserved
+        assert read_parquet(home.quarantine(SIGNALS, DAY)).num_rows == report.feedback_quarantined
+        signals = {
+            r["interaction_id"]: r["signal"] for r in read_parquet(home.warehouse(SIGNALS, DAY)).to_pylist()
+        }
+        assert signals["good-1"] != "none" and signals["good-2"] != "none"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -91,3 +93,36 @@ def test_sensor_skips_a_day_already_captured_from_the_same_files(home: FlywheelH
     with CaptureWriter(home) as w:  # a new file for the 2nd changes its inputs: it runs again
         _ask(w, "2026-02-02T11:00:00Z")
     assert [r.partition_key for r in tick(first.cursor).run_requests] == ["2026-02-02"]
+
+
+def test_a_day_is_requested_again_when_a_file_is_fixed_in_place(home: FlywheelHome) -> None:
+    """The day's run (failed, or quarantined a row) is not asked again for the same files, but is
+    as soon as a file is fixed, even by an edit that keeps its size."""
+    with CaptureWriter(home) as w:
+        _ask(w, "2026-01-05T10:00:00Z")
+    (path,) = home.landing("interactions", "2026-01-05").iterdir()
+    first = _tick(home, None)
+    assert [r.partition_key for r in first.run_requests] == ["2026-01-05"]
+    assert _tick(home, first.cursor).run_requests == []  # the same files: not again
+    text = path.read_text()
+    path.write_text(text.replace('"hello"', '"hallo"'))  # a fix of the same size
+    later = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(later, later))  # a coarse file system clock still moves
+    again = _tick(home, first.cursor)
+    assert [r.partition_key for r in again.run_requests] == ["2026-01-05"]
+    assert again.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_the_sensor_publishes_a_killed_writers_file_and_requests_its_day(home: FlywheelHome) -> None:
+    with CaptureWriter(home) as w:
+        _ask(w, "2026-01-05T10:00:00Z")
+    first = _tick(home, None)
+    folder = home.landing("interactions", "2026-01-07")
+    folder.mkdir(parents=True)
+    orphan = folder / ".host-1-dead.jsonl.tmp"
+    (logged,) = home.landing("interactions", "2026-01-05").iterdir()
+    orphan.write_bytes(logged.read_bytes().replace(b"2026-01-05", b"2026-01-07"))
+    os.utime(orphan, (time.time() - 7_200,) * 2)
+    result = _tick(home, first.cursor)
+    assert [r.partition_key for r in result.run_requests] == ["2026-01-07"]
+    assert [p.name for p in folder.iterdir()] == ["host-1-dead.recovered.jsonl"]
