@@ -6,11 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
-
 from flywheel.capture.ingestion import ingest_interactions
 from flywheel.capture.landing import Piece
-from flywheel.capture.pii import PiiRedactor
 from flywheel.capture.records import INTERACTIONS
 from flywheel.capture.validation import RowRules
 from flywheel.capture.workers import _PieceJob, _read_part, _validate_piece
@@ -69,17 +66,11 @@ def test_rows_that_used_to_stop_the_run_are_quarantined_alike_in_workers(home: F
     assert one.quarantine_reasons == expected
 
 
-def test_a_row_failing_in_a_worker_is_quarantined(home: FlywheelHome, tmp_path: Path, monkeypatch) -> None:
+def test_a_row_failing_in_a_worker_is_quarantined(
+    home: FlywheelHome, tmp_path: Path, redactor_crashes_on_boom: None
+) -> None:
     """The worker's own loop (run here in-process): a row whose redaction raises is quarantined as
     `unexpected:<Type>`, its batch's other rows kept with their line numbers."""
-    real = PiiRedactor.redact_array
-
-    def fragile(self: PiiRedactor, texts: pa.Array) -> pa.Array:
-        if any("BOOM" in (t or "") for t in texts.to_pylist()):
-            raise RuntimeError("redactor crashed")
-        return real(self, texts)
-
-    monkeypatch.setattr(PiiRedactor, "redact_array", fragile)
     path = tmp_path / "a.jsonl"
     rows = [interaction_record(output="BOOM" if i == 3 else f"answer {i}") for i in range(6)]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{oops\n")
