@@ -17,9 +17,10 @@ from tests.shared_data import DATASETS
 
 # torch on a shared 2-core machine: busy-waiting OpenMP threads slow training ~10x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# tests never see the caller's project, home or database (`make` exports the demo's): every test names
-# its own, and the code location loads with the defaults (partitions from 2026-01-01)
-for _name in ("FLYWHEEL_PROJECT", "FLYWHEEL_HOME", "FLYWHEEL_DATABASE_URL"):
+# tests never see the caller's project, home, database, Dagster instance or MLflow server (`make` exports
+# the demo's): every test names its own, and the code location loads with the defaults (partitions from
+# 2026-01-01)
+for _name in ("FLYWHEEL_PROJECT", "FLYWHEEL_HOME", "FLYWHEEL_DATABASE_URL", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"):
     os.environ.pop(_name, None)
 
 PG_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

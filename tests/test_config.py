@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -88,8 +89,14 @@ def test_parse_project_names_its_source() -> None:
 def test_check_config_command(tmp_path: Path) -> None:
     init_project(tmp_path)
     runner = CliRunner()
+    unusable = runner.invoke(app, ["check-config", str(tmp_path)])  # template rubric, empty eval set
+    assert unusable.exit_code == 1 and "unedited template" in unusable.output
+    (tmp_path / "rubric.md").write_text("# Rubric\nA perfect answer is short and right.\n", encoding="utf-8")
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+             "slice": "s"} for i in range(100)]
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     ok = runner.invoke(app, ["check-config", str(tmp_path)])
-    assert ok.exit_code == 0 and '"resubmit_window_s": 120' in ok.output
+    assert ok.exit_code == 0 and '"resubmit_window_s": 120' in ok.output, ok.output
     (tmp_path / "flywheel.yaml").write_text("capture:\n  resubmit_window_s: -5\n", encoding="utf-8")
     bad = runner.invoke(app, ["check-config", str(tmp_path)])
     assert bad.exit_code == 2

@@ -1,13 +1,20 @@
-"""`flywheel models ...`: the registry (list, promote, roll back, score history)."""
+"""`flywheel models ...`: the registry (list, promote, roll back, score history).
+
+A promotion or rollback made here is also recorded on the orchestrator's `champion_model` asset (a
+runless materialization), so the catalog names the real champion; without an orchestrator or an
+instance the registry change stands and a note says the catalog was not updated.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from flywheel.cli.app import models_app
 from flywheel.cli.output import DB_OPT, HOME_OPT, console, fail, home_and_db
+from flywheel.ops.runs import load_orchestrator
 
 
 def _score_cell(overall: dict[str, float], metric: str | None = None) -> str:
@@ -42,6 +49,17 @@ def models_list(home: Path | None = HOME_OPT, database_url: str | None = DB_OPT)
 
 
 
+def _record_on_orchestrator(version: str, action: str, by: str | None, reason: str | None) -> None:
+    """Record the registry change on the orchestrator's champion asset; a note when that is not possible."""
+    try:
+        load_orchestrator().record_champion_change(version, action, by or "", reason or "")
+    except Exception as exc:  # the registry change is done: the catalog update is best effort
+        console.print(f"[yellow]note:[/] champion_model in the Dagster catalog not updated ({escape(str(exc))}); "
+                      "the registry change stands")
+        return
+    console.print(f"recorded on champion_model: {action} {version}")
+
+
 def _print_serving(info: dict) -> None:
     console.print(f"serve with: {info['vllm_command']}")
     for warning in info.get("warnings", []):
@@ -68,6 +86,8 @@ def models_promote(
         fail(str(exc))
     console.print(f"[bold green]{rec.version} is the champion[/] (promoted by {rec.promoted_by}: {rec.reason})")
     _print_serving(export_champion(h, db))
+    forced = (rec.reason or "").startswith("manual override")
+    _record_on_orchestrator(rec.version, "forced" if forced else "promoted", rec.promoted_by, rec.reason)
 
 
 @models_app.command("rollback")
@@ -88,6 +108,7 @@ def models_rollback(
         fail(str(exc))
     console.print(f"retired {retired.version}; [bold green]{champion.version} is the champion again[/]")
     _print_serving(export_champion(h, db))
+    _record_on_orchestrator(champion.version, "rollback", champion.promoted_by, champion.reason)
 
 
 @models_app.command("history")

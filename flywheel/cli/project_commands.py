@@ -5,9 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from flywheel.cli.app import app
-from flywheel.cli.output import DB_OPT, HOME_OPT, PROJECT_OPT, console, fail, home_and_db, project_or_fail
+from flywheel.cli.output import (
+    DB_OPT,
+    HOME_OPT,
+    PROJECT_OPT,
+    console,
+    err_console,
+    fail,
+    home_and_db,
+    project_or_fail,
+)
 from flywheel.config import ConfigError, load_project
 from flywheel.project import init_project
 
@@ -26,17 +36,31 @@ def init(directory: Path = typer.Argument(..., help="folder for the new project"
 
 @app.command("check-config")
 def check_config(path: Path = typer.Argument(Path("."), help="flywheel.yaml or its folder")) -> None:
-    """Validate a project file and print the effective configuration."""
+    """Validate a project file, print the effective configuration, then every problem of the project
+    (rubric, eval set, source files); exit 1 when the project is unusable, 2 when the file is invalid."""
+    from flywheel.ops.project_checks import check_project
+
     try:
         cfg = load_project(path)
     except ConfigError as exc:
         fail(str(exc))
     console.print_json(cfg.model_dump_json())
+    report = check_project(cfg)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if report.problems:
+        err_console.print(f"[bold red]{len(report.problems)} problem(s)[/] make this project unusable:")
+        for problem in report.problems:
+            err_console.print(f"  - {escape(problem)}")
+        raise typer.Exit(1)
+    console.print("[green]project ok[/]: rubric written, eval set large enough, every source file present")
 
 
 @app.command()
 def status(project: Path | None = PROJECT_OPT, home: Path | None = HOME_OPT, database_url: str | None = DB_OPT) -> None:
-    """One screen: last captured day, pending review batches, latest dataset, champion, score history, next step."""
+    """One screen: the doctor's findings (stale capture, open review batches of every kind, automation off
+    by default, champion age, last gate outcome), capture, review batches, dataset, champion, score
+    history, next scheduled step."""
     from flywheel.ops.status import collect_status, render_status
 
     cfg = project_or_fail(project)

@@ -1,6 +1,7 @@
 """How the library reaches the orchestrator that runs its jobs, without importing it.
 
-`flywheel demo` and `flywheel backfill` run the code location's jobs. The library never imports the
+`flywheel demo` and `flywheel backfill` run the code location's jobs, and `flywheel models promote` /
+`rollback` record their registry change on the champion asset. The library never imports the
 code location (`jobs`, `assets`, `definitions`): the distribution registers its runner under the
 entry-point group `flywheel.orchestrator` (see pyproject.toml), and `load_orchestrator()` finds it.
 """
@@ -44,6 +45,12 @@ class Orchestrator(Protocol):
 
     def backfill_plan(self, step: str, start: str, end: str) -> tuple[str, list[str]]:
         """(job name, partition keys) of `step` between two days; ValueError for a bad range."""
+        ...
+
+    def record_champion_change(self, version: str, action: str, by: str, reason: str) -> None:
+        """Record a registry change made outside a run (`action`: promoted | forced | rollback) on the
+        orchestrator's champion asset, so its catalog shows the real champion; StateError when there
+        is nowhere to record it."""
         ...
 
 

@@ -4,6 +4,8 @@ Steps, each reporting its counts:
 - `read_examples`: the messages, weights and ids of an EXAMPLE_SCHEMA Parquet file.
 - `check_eval_leaks`: refuse training rows that copy an eval item's input, up to a few character
   edits (`flywheel.curation.steps.decontamination.eval_near_copies`, the curation step's rule).
+- `split_validation`: hold out a seeded share of the training examples (by example id) for the
+  validation loss; the eval set is never touched.
 - `repeats_for_weight`: sample weights become repetitions (rounded half up).
 - `tokenize_conversation`: the base tokenizer's chat template renders the conversation; the loss mask
   covers assistant turns only. Templates with `{% generation %}` markers give the mask directly
@@ -18,6 +20,7 @@ Steps, each reporting its counts:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -122,6 +125,45 @@ def check_eval_leaks(
             f"refusing to train: {len(leaks)} training example(s) leak eval items: {shown}{more}"
         )
     return 0
+
+
+# --- validation split ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ValidationSplit:
+    """Which training rows are held out for the validation loss (row indices of train.parquet)."""
+
+    fit_rows: list[int]
+    validation_rows: list[int]
+    validation_ids: list[str]
+    skipped: str | None = None  # why there is no split (disabled, too few examples)
+
+    def summary(self) -> dict[str, Any]:
+        return {"examples": len(self.validation_ids), "rows": len(self.validation_rows),
+                "fit_rows": len(self.fit_rows), "skipped": self.skipped,
+                "ids_hash": hashlib.sha256("\n".join(sorted(self.validation_ids)).encode()).hexdigest()[:16]}
+
+
+def split_validation(
+    example_ids: Sequence[str], weights: Sequence[float | None], share: float, min_examples: int, seed: int
+) -> ValidationSplit:
+    """Hold out `share` of the distinct training examples (by example id, ranked by a seeded hash, so the
+    same ids are held out for every seed replicate and whatever the row order) for the validation loss.
+
+    Only rows of the training data are candidates (never the eval set), and every row of a held-out id
+    leaves the fitted rows, so the two are disjoint. Examples with weight <= 0 are never held out (they
+    are not trained on either). No split when `share` is 0 or would hold out fewer than `min_examples`."""
+    rows = range(len(example_ids))
+    candidates = sorted({example_ids[i] for i in rows if repeats_for_weight(weights[i]) > 0})
+    n = round(share * len(candidates))
+    if share <= 0:
+        return ValidationSplit(list(rows), [], [], "validation_share is 0")
+    if n < min_examples:
+        return ValidationSplit(list(rows), [], [], f"{len(candidates)} examples x validation_share {share} = {n} "
+                               f"< validation_min_examples {min_examples}")
+    ranked = sorted(candidates, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    held = set(ranked[:n])
+    validation = [i for i in rows if example_ids[i] in held]
+    return ValidationSplit([i for i in rows if example_ids[i] not in held], validation, sorted(held))
 
 
 # --- sample weights --------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """LoRA SFT of the base model on a dataset version (peft + trl's SFTTrainer).
 
 `train(request) -> TrainingResult` is the whole run: it refuses eval-set leaks and empty assistant
-masks before the first step, trains, and writes `models/<version>/` atomically (adapter,
-`training_config.json`, `manifest.json`, `loss_curve.png`) and `models/candidate.json`. Same request
-on CPU -> the same version id and bit-identical adapter tensors.
+masks before the first step, holds out a validation split of the training examples (its loss is
+measured every epoch; optional early stopping on it), trains, and writes `models/<version>/`
+atomically (adapter, `training_config.json`, `manifest.json`, `loss_curve.png`) and
+`models/candidate.json`. Same request on CPU -> the same version id and bit-identical adapter tensors.
+With `MLFLOW_TRACKING_URI` set each run is also an MLflow run (`flywheel.training.tracking`).
 
 The data path (chat template -> assistant-only labels -> weight repeats -> packing -> collator) lives
 in `flywheel.training.data`, the device plan in `flywheel.training.device`, the artifact (version
@@ -13,7 +15,6 @@ id, integrity, candidate pointer) in `flywheel.models.artifact`; `python -m flyw
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import multiprocessing
 import os
@@ -41,23 +42,32 @@ from flywheel.models.artifact import (
     write_candidate,
 )
 from flywheel.models.base import load_base, load_tokenizer, resolve_base
+from flywheel.training.curves import (
+    MAX_CURVE_POINTS,
+    downsample,
+    epoch_table,
+    loss_curve_callback,
+    render_loss_curve,
+)
 from flywheel.training.data import (
+    NoTrainableTokensError,
     PackedCollator,
     TokenizedData,
     TrainingDataError,
     check_eval_leaks,
     pack_rows,
     read_examples,
+    split_validation,
     tokenize_examples,
 )
 from flywheel.training.device import DevicePlan, plan_device
 from flywheel.training.request import TrainingRequest, TrainingResult, latest_dataset_version
+from flywheel.training.tracking import tracked_run, training_params
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
 LOSS_PNG = "loss_curve.png"
-MAX_CURVE_POINTS = 200
 
 
 # --- trainer ---------------------------------------------------------------------------------
@@ -79,8 +89,9 @@ def attach_lora(model: PreTrainedModel, cfg: TrainingConfig) -> PreTrainedModel:
     return get_peft_model(model, lcfg)
 
 
-def sft_config(cfg: TrainingConfig, plan: DevicePlan, output_dir: str, total_rows: int) -> Any:
-    """The trl SFTConfig of this training path (pre-tokenized, pre-packed rows; our collator)."""
+def sft_config(cfg: TrainingConfig, plan: DevicePlan, output_dir: str, total_rows: int, evaluate: bool = False) -> Any:
+    """The trl SFTConfig of this training path (pre-tokenized, pre-packed rows; our collator); with
+    `evaluate` the validation loss is measured at the end of every epoch."""
     from trl import SFTConfig
 
     steps_per_epoch = max(1, math.ceil(total_rows / (cfg.batch_size * cfg.gradient_accumulation_steps)))
@@ -109,7 +120,9 @@ def sft_config(cfg: TrainingConfig, plan: DevicePlan, output_dir: str, total_row
         logging_steps=max(1, total // MAX_CURVE_POINTS),
         logging_first_step=True,
         save_strategy="no",
-        eval_strategy="no",
+        eval_strategy="epoch" if evaluate else "no",
+        per_device_eval_batch_size=cfg.batch_size,
+        prediction_loss_only=True,
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -138,17 +151,19 @@ def make_trainer(
     plan: DevicePlan,
     output_dir: str,
     callbacks: Sequence[TrainerCallback] = (),
+    eval_data: TokenizedData | None = None,
 ) -> Any:
-    """An SFTTrainer over packed, assistant-masked rows with LoRA attached to `model`."""
+    """An SFTTrainer over packed, assistant-masked rows with LoRA attached to `model`; `eval_data` (the
+    validation split, packed the same way) is evaluated every epoch."""
     from datasets import Dataset
     from trl import SFTTrainer
 
     length = pack_length(cfg, plan, data)
-    rows = (
-        pack_rows(data.rows, length)
-        if cfg.packing
-        else [{**r, "seq_lengths": [len(r["input_ids"])]} for r in data.rows]
-    )
+
+    def packed(d: TokenizedData) -> list[dict[str, Any]]:
+        return pack_rows(d.rows, length) if cfg.packing else [{**r, "seq_lengths": [len(r["input_ids"])]} for r in d.rows]
+
+    rows = packed(data)
     dataset = Dataset.from_list(rows)
     # with a KV cache transformers ignores packed position ids, and examples would attend to each other
     model.config.use_cache = False
@@ -163,13 +178,19 @@ def make_trainer(
             self.real_tokens += int(inputs.pop("real_tokens", 0))
             return super().training_step(model, inputs, num_items_in_batch)
 
+        def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool,
+                            ignore_keys: list[str] | None = None) -> Any:
+            inputs.pop("real_tokens", None)
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
     collator = PackedCollator(
         tokenizer.pad_token_id, padding_free=plan.padding_free, pad_to_multiple_of=plan.pad_to_multiple_of
     )
     trainer = FlywheelSFTTrainer(
         model=peft_model,
-        args=sft_config(cfg, plan, output_dir, len(rows)),
+        args=sft_config(cfg, plan, output_dir, len(rows), evaluate=eval_data is not None),
         train_dataset=dataset,
+        eval_dataset=Dataset.from_list(packed(eval_data)) if eval_data is not None else None,
         processing_class=tokenizer,
         data_collator=collator,
         callbacks=list(callbacks),
@@ -179,62 +200,44 @@ def make_trainer(
     return trainer
 
 
-# --- loss curve ----------------------------------------------------------------------------
-def _loss_curve_callback(
-    points: list[dict[str, float]], on_point: Callable[[dict[str, float]], None] | None
-) -> TrainerCallback:
+# --- early stopping ----------------------------------------------------------------------------
+def early_stopping_callback(patience: int) -> TrainerCallback:
+    """Stops training after `patience` evaluations without a lower validation loss and keeps the best
+    evaluation's LoRA weights (in memory), so `restore_best(model)` can put them back."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import TrainerCallback
 
-    class LossCurve(TrainerCallback):
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
-        ) -> None:
-            if logs and "loss" in logs:
-                point = {
-                    "step": int(state.global_step),
-                    "epoch": round(float(state.epoch or 0), 4),
-                    "loss": float(logs["loss"]),
-                }
-                if "learning_rate" in logs:
-                    point["lr"] = float(logs["learning_rate"])
-                points.append(point)
-                if on_point is not None:
-                    on_point(point)
+    class EarlyStopping(TrainerCallback):
+        best_loss: float | None = None
+        best_step: int | None = None
+        last_step: int | None = None
+        stopped_early = False
+        waited = 0
+        best_state: dict[str, Any] | None = None
 
-    return LossCurve()
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
+                        model: Any = None, **kwargs: Any) -> None:
+            loss = (metrics or {}).get("eval_loss")
+            if loss is None:
+                return
+            self.last_step = int(state.global_step)
+            if self.best_loss is None or loss < self.best_loss:
+                self.best_loss, self.best_step, self.waited = float(loss), self.last_step, 0
+                self.best_state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+                return
+            self.waited += 1
+            if self.waited >= patience and state.global_step < state.max_steps:
+                self.stopped_early = True
+                control.should_training_stop = True
 
+        def restore_best(self, model: Any) -> bool:
+            """Put the best evaluation's weights back; True when they were not the last ones."""
+            if self.best_state is None or self.best_step == self.last_step:
+                return False
+            set_peft_model_state_dict(model, self.best_state)
+            return True
 
-def render_loss_curve(
-    points: Sequence[dict[str, float]], target: Path, title: str = "training loss"
-) -> Path | None:
-    """A PNG of loss over steps (matplotlib Agg); None when matplotlib is missing or no points."""
-    if not points or importlib.util.find_spec("matplotlib") is None:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    ax.plot(
-        [p["step"] for p in points], [p["loss"] for p in points], marker="." if len(points) < 40 else None
-    )
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (assistant tokens)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(target, format="png")
-    plt.close(fig)
-    return target
-
-
-def _downsample(points: list[dict[str, float]], n: int = MAX_CURVE_POINTS) -> list[dict[str, float]]:
-    if len(points) <= n:
-        return points
-    stride = len(points) / n
-    picked = [points[int(i * stride)] for i in range(n - 1)]
-    return [*picked, points[-1]]
+    return EarlyStopping()
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -250,7 +253,8 @@ def train(
     Refuses (before any training) an eval-set leak and a dataset whose assistant mask is empty; reuses
     an intact `models/<version>/` of the same inputs unless `request.force`. With
     `request.seed_replicates` = k it then trains the same data with seeds `seed+1 .. seed+k` (their own
-    folders, never the candidate), from which the gate measures training-seed noise."""
+    folders, never the candidate), from which the gate measures training-seed noise. The validation
+    split is drawn once (from the candidate's seed), so every replicate holds out the same examples."""
     say = log or (lambda msg: None)
     cfg = request.training
     home = FlywheelHome(request.home)
@@ -273,7 +277,12 @@ def train(
             config=request.leak_rule,
         )
         say(f"leak check: {len(messages)} training inputs vs {len(eval_messages)} eval inputs, 0 leaks")
-    inputs = _FitInputs(home, dataset_version, train_path, messages, weights, eval_hash, request.force)
+    split = split_validation(example_ids, weights, cfg.validation_share, cfg.validation_min_examples, cfg.seed)
+    say(f"validation split: {len(split.validation_ids)} examples ({len(split.validation_rows)} rows) held out of "
+        f"{len(messages)} rows" if split.validation_rows else f"no validation split: {split.skipped}")
+    inputs = _FitInputs(home, dataset_version, train_path, [messages[i] for i in split.fit_rows],
+                        [weights[i] for i in split.fit_rows], eval_hash, request.force,
+                        [messages[i] for i in split.validation_rows], split.summary())
     replica_cfgs = [cfg.model_copy(update={"seed": cfg.seed + k}) for k in range(1, request.seed_replicates + 1)]
     for k, rid in enumerate(seed_replicate_ids(dataset_version, cfg, eval_hash, request.seed_replicates), start=1):
         say(f"seed replicate {k} of {request.seed_replicates}: seed {cfg.seed + k} -> {rid}")
@@ -319,6 +328,8 @@ class _FitInputs:
     weights: list[float | None]
     eval_hash: str | None
     force: bool
+    validation_messages: list[list[dict[str, str]]]
+    validation: dict[str, Any]  # ValidationSplit.summary()
 
 
 def _fit(
@@ -361,22 +372,48 @@ def _fit(
     model, tokenizer = load_base(
         cfg.base_model, home, dtype=plan.dtype, attn_implementation=plan.attn_implementation, tokenizer=tokenizer
     )
+    val_data = _validation_data(tokenizer, inputs, cfg, say)
+    stopper = None
+    if cfg.early_stopping_patience and val_data is None:
+        say("warning: training.early_stopping_patience needs a validation split (none this run): early stopping is off")
+    elif cfg.early_stopping_patience:
+        stopper = early_stopping_callback(cfg.early_stopping_patience)
     points: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory(prefix="flywheel-train-") as scratch:
-        trainer = make_trainer(
-            model, tokenizer, data, cfg, plan, scratch, [_loss_curve_callback(points, on_loss), *callbacks]
-        )
+    val_points: list[dict[str, float]] = []
+    params = training_params(cfg, version=version, dataset_version=dataset_version, eval_set_hash=inputs.eval_hash,
+                             base_model_resolved=resolve_base(cfg.base_model, home), device=plan.device,
+                             validation_examples=inputs.validation["examples"])
+    with (tracked_run(version, params, {"flywheel.dataset_version": dataset_version}, say) as tracker,
+          tempfile.TemporaryDirectory(prefix="flywheel-train-") as scratch):
+
+        def on_point(point: dict[str, float]) -> None:
+            tracker.train_point(point)
+            if on_loss is not None:
+                on_loss(point)
+
+        def on_eval(point: dict[str, float]) -> None:
+            tracker.val_point(point)
+            say(f"epoch {point['epoch']:g} (step {point['step']}): validation loss {point['val_loss']:.4f}")
+
+        curve = loss_curve_callback(points, val_points, on_point, on_eval)
+        trainer = make_trainer(model, tokenizer, data, cfg, plan, scratch,
+                               [curve, *([stopper] if stopper else []), *callbacks], eval_data=val_data)
         say(
             f"training on {plan.device} ({plan.dtype}, attn {plan.attn_implementation}, padding_free {plan.padding_free}): {trainer.packed_rows} packed rows"
         )
         start = time.perf_counter()
         output = trainer.train()
         wall = time.perf_counter() - start
+        if val_data is not None and (not val_points or val_points[-1]["step"] != output.global_step):
+            trainer.evaluate()  # the last epoch was partial (max_steps, fractional epochs): measure the end too
+        restored = stopper is not None and stopper.restore_best(trainer.model)
         tokens_per_s = trainer.real_tokens / wall if wall > 0 else 0.0
         metrics = {
             "train_loss": float(output.training_loss),
             "final_loss": points[-1]["loss"] if points else None,
             "first_loss": points[0]["loss"] if points else None,
+            "val_loss": (stopper.best_loss if stopper is not None and stopper.best_loss is not None
+                         else val_points[-1]["val_loss"] if val_points else None),
             "steps": int(output.global_step),
             "train_runtime_s": round(wall, 3),
             "tokens_seen": int(trainer.real_tokens),
@@ -394,7 +431,7 @@ def _fit(
             for extra in ("README.md",):
                 (tmp / extra).unlink(missing_ok=True)
             write_json(cfg.model_dump(mode="json"), tmp / "training_config.json")
-            png = render_loss_curve(points, tmp / LOSS_PNG, title=f"{version} loss")
+            png = render_loss_curve(points, tmp / LOSS_PNG, title=f"{version} loss", val_points=val_points)
             manifest = {
                 "version": version,
                 "dataset_version": dataset_version,
@@ -407,12 +444,36 @@ def _fit(
                 "trained_token_share": round(data.trained_token_share, 6),
                 "metrics": metrics,
                 "tokens_per_s": metrics["tokens_per_s"],
-                "loss_curve": _downsample(points),
+                "loss_curve": downsample(points),
+                "val_curve": val_points,
+                "epochs": epoch_table(points, val_points),
+                "validation": inputs.validation,
+                "early_stopping": None if stopper is None else {
+                    "patience": cfg.early_stopping_patience, "stopped_early": stopper.stopped_early,
+                    "best_step": stopper.best_step, "best_val_loss": stopper.best_loss, "restored_best": restored},
+                "tracking": {"mlflow_run_id": tracker.run_id, "mlflow_experiment_id": tracker.experiment_id}
+                if tracker.run_id else None,
                 "loss_curve_png": LOSS_PNG if png else None,
                 "files": {name: file_sha256(tmp / name) for name in ADAPTER_FILES},
             }
             write_json(manifest, tmp / "manifest.json")
+        tracker.finish(target, metrics)
     say(
-        f"wrote {target} (loss {metrics['first_loss']} -> {metrics['final_loss']}, {metrics['tokens_per_s']} tokens/s)"
+        f"wrote {target} (loss {metrics['first_loss']} -> {metrics['final_loss']}, validation loss "
+        f"{metrics['val_loss']}, {metrics['tokens_per_s']} tokens/s)"
     )
     return version, target, manifest, False
+
+
+def _validation_data(
+    tokenizer: PreTrainedTokenizerBase, inputs: _FitInputs, cfg: TrainingConfig, say: Callable[[str], None]
+) -> TokenizedData | None:
+    """The held-out examples tokenized like the training rows (each once: weights do not repeat them)."""
+    if not inputs.validation_messages:
+        return None
+    try:
+        return tokenize_examples(tokenizer, inputs.validation_messages, [1.0] * len(inputs.validation_messages),
+                                 max_length=cfg.max_length, seed=cfg.seed, source=f"{inputs.train_path} (validation)")
+    except NoTrainableTokensError as exc:
+        say(f"warning: no validation loss: {exc}")
+        return None

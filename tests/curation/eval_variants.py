@@ -56,5 +56,6 @@ def demo_files() -> tuple[ScenarioFiles, list[dict[str, Any]]]:
         for d in range(FULL.traffic_days if cycle.traffic_week else 0):
             day = (cycle.traffic_week + timedelta(days=d)).isoformat()
             traffic += [{"messages": conversation(r.text, r.intent)}
-                        for r in simulate_requests(day, FULL, taken=files.taken_inputs, drift=cycle.drift)]
+                        for r in simulate_requests(day, FULL, taken=files.taken_inputs,
+                                                   drift=cycle.drift_from is not None and d >= cycle.drift_from)]
     return files, traffic

@@ -10,12 +10,16 @@ from pathlib import Path
 # before torch loads OpenMP (see flywheel.training.entry.main): no busy-waiting threads on a shared CPU
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from urllib.parse import unquote
+from xml.etree import ElementTree
+
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from assets.metadata import INLINE_MARKDOWN_CHARS
 from assets.resources import FlywheelResource
 from assets.training import lora_adapter
 from flywheel.config import TrainingConfig
@@ -147,7 +151,7 @@ def test_lora_adapter_asset_through_pipes(tmp_path: Path) -> None:
         "training:\n  max_steps: 2\n  batch_size: 4\n  max_length: 256\n  lora: {r: 4, alpha: 8, dropout: 0.0}\n"
     )
     home = FlywheelHome(tmp_path / "home")
-    write_dataset(home, qa_examples(16))
+    write_dataset(home, qa_examples(80))  # 10% = 8 examples: the smallest validation split by default
     write_eval_set(home, qa_examples(4, seed=7, offset=100))
     result = dg.materialize(
         [lora_adapter],
@@ -162,6 +166,20 @@ def test_lora_adapter_asset_through_pipes(tmp_path: Path) -> None:
     assert len(meta["loss_curve"].value["points"]) >= 2
     assert "data:image/png;base64," in meta["loss_curve_plot"].value
     assert read_candidate(home).version == version
+    # the ML facts: recipe (rounded), base model, validation split, losses per evaluation, inline chart
+    recipe = meta["hyperparameters"].value
+    for row in ("| learning rate | 0.0002 |", "| epochs | 3 |", "| max steps | 2 |", "| batch size | 4 x 1 accumulation |",
+                "| LoRA r / alpha / dropout | 4 / 8 / 0.0 |", "| LoRA target modules | all-linear |", "| seed | 42 |",
+                "| max length | 256 |", "| early stopping patience | off |"):
+        assert row in recipe, row
+    assert meta["base_model"].value == "tiny" and Path(meta["base_model_path"].value).is_dir()
+    assert meta["validation"].value.startswith("8 examples held out")
+    (row,) = [r.data for r in meta["loss_by_epoch"].value.records]
+    assert row["step"] == 2 and row["val_loss"] == round(meta["val_loss"].value, 4) and row["train_loss"] > 0
+    inline = meta["loss_curve_inline"].value
+    assert len(inline) < INLINE_MARKDOWN_CHARS and inline.startswith("![loss curve")
+    svg = ElementTree.fromstring(unquote(inline.split("data:image/svg+xml,", 1)[1].rstrip(")")))
+    assert svg.tag.endswith("svg") and len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 2
 
 
 def test_seed_replicates_train_beside_the_candidate_and_never_become_it(home: FlywheelHome) -> None:

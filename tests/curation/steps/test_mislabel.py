@@ -16,8 +16,8 @@ from flywheel.curation.near_duplicates import MinHasher
 from flywheel.curation.pipeline import run_steps
 from flywheel.curation.sources import load_source_examples
 from flywheel.curation.steps import mislabel
-from flywheel.curation.steps.mislabel import RULE, MislabelStep, answer_classes
-from flywheel.demo.scenario import ANSWERS, FULL, GENERATOR_BROKEN, build_files
+from flywheel.curation.steps.mislabel import ANSWER_PREFIX, RULE, MislabelStep, answer_classes
+from flywheel.demo.scenario import ANSWERS, CLEAN_OPENERS, CORES, FULL, GENERATOR_BROKEN, build_files
 from tests.curation.examples import ex
 
 
@@ -86,22 +86,24 @@ def test_deterministic_and_independent_of_row_order() -> None:
 def test_rows_of_small_classes_are_left_alone() -> None:
     rows, _ = demo_rows()
     clean = [r for r in rows if r["generator"] != GENERATOR_BROKEN]
-    # questions of three intents given one odd answer: a class of 3 rows, below the minimum
-    odd = [ex(q, "Call us on 555-0100 between nine and five.", "synthetic", generator="g-odd")
-           for q in ("How do I reset my password?", "export all my notes pls", "I need to delete my account.")]
-    _, ctx = run(clean + odd, mislabel_min_class_examples=4)
-    assert not {d["example_id"] for d in ctx.drops} & {r["example_id"] for r in odd}
-    assert ctx.facts["mislabel"]["rows_in_small_classes"] == 3
-    # a class of 3 takes part: its rows are found, and its near-0 threshold claims no other row
-    _, ctx = run(clean + odd, mislabel_min_class_examples=3)
+    # one question of each intent given the same odd answer: a class of 10 rows, none of them right
+    odd_answer = "Call us on 555-0100 between nine and five."
+    odd = [ex(CLEAN_OPENERS[i % len(CLEAN_OPENERS)].format(c=cores[-1]), odd_answer, "synthetic",
+              generator="g-odd") for i, cores in enumerate(CORES.values())]
+    assert len(odd) == 10
+    _, ctx = run(clean + odd, mislabel_min_class_examples=11)
+    assert not ctx.drops and ctx.facts["mislabel"]["rows_in_small_classes"] == 10
+    # at 10 the class takes part: its rows are found, and its near-0 threshold claims no other row
+    _, ctx = run(clean + odd, mislabel_min_class_examples=10)
     found = {d["example_id"] for d in ctx.drops}
-    assert found <= {r["example_id"] for r in odd} and len(found) >= 2
+    assert found <= {r["example_id"] for r in odd} and len(found) >= 8
 
 
 def test_skipped_without_two_classes() -> None:
     rng = random.Random(0)
     words = "open close settings billing account plan email link export notes sync share code team".split()
-    rows = [ex(f"question number {i} about billing", " ".join(rng.choices(words, k=12)) + ".") for i in range(30)]
+    rows = [ex(f"question number {i} about billing", " ".join(rng.choices(words, k=12)) + ".")
+            for i in range(30)]
     kept, ctx = run(rows)
     assert kept == rows and not ctx.drops
     assert ctx.facts["mislabel"]["classes_checked"] == 0 and "skipped" in ctx.facts["mislabel"]
@@ -125,6 +127,13 @@ def test_answer_classes_join_near_duplicate_answers_without_chaining() -> None:
     a, b, c = (" ".join(words[s:s + 20]) for s in (0, 2, 4))
     chain = answer_classes([a, a, b, c], 0.75, MinHasher(num_perm=256, seed=3))
     assert chain[0] == chain[1] == chain[2] and chain[3] != chain[0]
+    # answers signed on their first ANSWER_PREFIX characters are still compared whole
+    opening = "Thank you for contacting Nimbus Notes support, we are happy to help with your account. " * 3
+    assert len(opening) > ANSWER_PREFIX
+    endings = ["Go to Settings > Security > Reset password and follow the link we email you.",
+               "Refunds are possible within fourteen days: write to billing and quote your order number."]
+    labels = answer_classes([opening + endings[0], opening + endings[1]], 0.8, MinHasher(seed=3))
+    assert labels[0] != labels[1]
 
 
 def test_real_files_have_no_answer_classes(shared_datasets: Path) -> None:
@@ -140,18 +149,70 @@ def test_tiny_inputs(n: int) -> None:
     rows = [ex("hi", "hello")] * n
     kept, ctx = run(rows)
     assert kept == rows and ctx.facts["mislabel"]["rows_checked"] == 0
-    assert np.isfinite(ctx.facts["mislabel"]["answer_classes"])
+    assert ctx.facts["mislabel"]["answer_classes"] == n
 
 
 def test_classes_answering_the_same_questions_are_one_class(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two replies used interchangeably for the same questions (ShareGPT's identity answers) are alternatives."""
+    """Two replies used interchangeably for the same questions (like ShareGPT's identity answers)."""
     rows, _ = demo_rows()
     clean = [r for r in rows if r["generator"] != GENERATOR_BROKEN]
     alt = "Open Settings, choose Security, then Reset password: a link arrives by email."
-    twins = [make_example([r["messages"][0], {"role": "assistant", "content": alt}], "synthetic", generator="g-alt")
-             for r in clean if r["messages"][-1]["content"] == ANSWERS["reset_password"]]
-    _, ctx = run(clean + twins)
-    assert not ctx.drops and ctx.facts["mislabel"]["classes_merged"] == 1
-    monkeypatch.setattr(mislabel, "same_input_classes", lambda x, labels, k, cos: np.arange(k))
-    _, ctx = run(clean + twins)  # without the merge, leave-one-out finds each question in the other class
-    assert len(ctx.drops) > 10
+    reset = [r for r in clean if r["messages"][-1]["content"] == ANSWERS["reset_password"]]
+    twins = [make_example([r["messages"][0], {"role": "assistant", "content": alt}], "synthetic",
+                          generator="g-alt") for r in reset]
+    # the same questions answered both ways; distinct questions answered one way or the other at random
+    halves = [r for r in clean if r not in reset[1::2]] + twins[1::2]
+    for data in (clean + twins, halves):
+        _, ctx = run(data)
+        assert not ctx.drops and ctx.facts["mislabel"]["classes_merged"] == 1
+    # without the merge, the questions split at random read like the other half's class
+    monkeypatch.setattr(mislabel, "same_input_classes", lambda x, labels, k, sim: np.arange(k))
+    _, ctx = run(halves)
+    assert ctx.drops
+
+
+def test_same_input_similarity_joins_halves_of_a_class_not_two_intents() -> None:
+    """Halves (12 rows each) of one demo intent score 0.7-1.1; two intents stay below 0.7."""
+    rows, _ = demo_rows()
+    clean = [r for r in rows if r["generator"] != GENERATOR_BROKEN  # out of scope: diffuse, its halves differ
+             and r["messages"][-1]["content"] != ANSWERS["out_of_scope"]]
+    x = mislabel.input_features([r["messages"][0]["content"] for r in clean])
+    _, labels = np.unique([r["messages"][-1]["content"] for r in clean], return_inverse=True)
+    split = labels * 2 + (np.arange(len(labels)) % 2)  # each intent cut in two halves
+    groups = mislabel.same_input_classes(x, split, int(split.max()) + 1, 0.7)
+    assert (groups[0::2] == groups[1::2]).all() and len(np.unique(groups)) == labels.max() + 1
+
+
+def many_classes(n: int = 1000, intents: int = 50, noise: float = 0.05,
+                 seed: int = 0) -> tuple[list[dict[str, Any]], set[str]]:
+    """`n` rows of `intents` verb+topic requests, one canned answer each; `noise` of them get another's."""
+    rng = random.Random(seed)
+    verbs = "reset change cancel track update find fix open close renew pay download install connect".split()
+    topics = ("account billing password refund order shipping invoice login email phone plan upgrade "
+              "delivery subscription address payment card coupon return warranty battery screen").split()
+    words = "open the settings page choose option confirm code email minutes spam folder support".split()
+    pairs = rng.sample([(v, t) for v in verbs for t in topics], intents)
+    answers = [" ".join(rng.choice(words) for _ in range(14)) + f" (ref {i})." for i in range(intents)]
+    templates = ["how do i {c}", "can you help me {c}", "i want to {c}", "{c} please", "steps to {c}"]
+    rows, wrong = [], set()
+    for _ in range(n):
+        k = rng.randrange(intents)
+        text = rng.choice(templates).format(c=f"{pairs[k][0]} my {pairs[k][1]}") + f" #{rng.randrange(10**6)}"
+        bad = rng.random() < noise
+        answer = answers[(k + 1 + rng.randrange(intents - 1)) % intents] if bad else answers[k]
+        row = ex(text, answer, "synthetic", generator="g")
+        rows.append(row)
+        if bad:
+            wrong.add(row["example_id"])
+    return rows, wrong
+
+
+def test_many_classes_need_less_than_the_full_threshold() -> None:
+    """With 50 classes the softmax spreads: a wrong row typical of its predicted class sits near that
+    class's mean, so the final fit asks `mislabel_confidence` (0.75) of the threshold; the full one misses."""
+    rows, wrong = many_classes()
+    _, ctx = run(rows)
+    found = {d["example_id"] for d in ctx.drops}
+    assert found == wrong
+    _, ctx = run(rows, mislabel_confidence=1.0)
+    assert len({d["example_id"] for d in ctx.drops} & wrong) < 0.9 * len(wrong)
