@@ -24,7 +24,6 @@ from flywheel.curation.versions import latest_version
 from flywheel.demo.project import write_project_config
 from flywheel.demo.scenario import (
     SIMULATED_REVIEWER,
-    SMALL,
     ScenarioFiles,
     ScenarioSize,
     review_verdict,
@@ -56,17 +55,14 @@ class Cycle:
 
 
 def cycles_for(size: ScenarioSize) -> list[Cycle]:
+    """bootstrap; week 1 (the Android app launches mid-week: the metric-drop rule asks for a retrain, and a
+    broken generator's file arrives); week 2 served by the new champion, with a recipe change to block."""
     week = FIRST_TRAFFIC_WEEK
-    # a teammate halves the epochs to save GPU hours: the candidate under-fits (the gate must block it)
-    recipe_change = Cycle("recipe change: 4 epochs", recipe={"epochs": 4.0})
-    if size == SMALL:
-        return [Cycle("bootstrap"), Cycle("week 1 traffic", week, add_broken_source=True), recipe_change]
     return [
         Cycle("bootstrap"),
-        Cycle("week 1 traffic", week),
-        Cycle("Android launch (drift)", week + timedelta(days=7), drift_from=2, trigger="metric_drop",
-              add_broken_source=True),
-        recipe_change,
+        Cycle("week 1: Android launch", week, drift_from=2, trigger="metric_drop", add_broken_source=True),
+        # a teammate halves the epochs to save GPU hours: the candidate under-fits (the gate must block it)
+        Cycle("week 2: recipe change", week + timedelta(days=7), drift_from=0, recipe={"epochs": 4.0}),
     ]
 
 
