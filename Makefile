@@ -36,10 +36,14 @@ demo: venv
 test: venv chromium postgres
 	$(PY) -m pytest -q
 
+# `dg dev` (dagster-dg-cli) loads the code location of pyproject's [tool.dg.project], as workspace.yaml does.
+# The local instance: no telemetry, and run logs in this terminal at INFO (every event stays in the UI).
 ui: venv
 	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	@grep -q '^python_logs:' $(DAGSTER_HOME)/dagster.yaml || printf 'python_logs:\n  python_log_level: INFO\n' >> $(DAGSTER_HOME)/dagster.yaml
 	@test -d $(FLYWHEEL_PROJECT) || echo "note: $(FLYWHEEL_PROJECT) does not exist yet; run \`make demo\` first (or set FLYWHEEL_PROJECT)"
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg dev
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets import capture, curation, evaluation, labeling, training
 from assets.resources import FlywheelResource
-from jobs import ALL_JOBS
+from jobs import ALL_JOBS, RUN_EXECUTOR
 from schedules import ALL_SCHEDULES
 from sensors import ALL_SENSORS
 
@@ -17,4 +17,5 @@ defs = dg.Definitions(
     schedules=ALL_SCHEDULES,
     sensors=ALL_SENSORS,
     resources={"flywheel": FlywheelResource()},
+    executor=RUN_EXECUTOR,  # also for assets materialized outside the jobs (the UI's asset graph)
 )

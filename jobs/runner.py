@@ -3,21 +3,37 @@
 Used by `flywheel backfill` (a range of partitions, oldest first: the same files as one-by-one runs,
 since every partition writes only its own file) and by `flywheel demo`, which find it through the
 `flywheel.orchestrator` entry point (`ORCHESTRATOR` below; the library never imports this package).
-Runs land in the instance's run storage, so `dagster dev` (`make ui`) shows them, their
-materializations and check results.
+Each run is created with the remote origin of the `flywheel` code location (the location that
+workspace.yaml and `dg dev` load from the module `definitions`), exactly as a run launched from the UI,
+so the webserver lists it under the location: the Overview timeline, the job's runs and partitions, the
+assets' materializations, and it can be re-executed from there. Only the execution stays in this process.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import create_execution_plan, execute_run
+from dagster._core.execution.build_resources import wrap_resources_for_execution
+from dagster._core.execution.execute_in_process import merge_run_tags
+from dagster._core.remote_origin import (
+    CodeLocationOrigin,
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from assets.partitions import daily_partitions, weekly_partitions
 from assets.resources import FlywheelResource
 
+CODE_LOCATION = "flywheel"  # workspace.yaml's location_name, pyproject's [tool.dg.project] code_location_name
+DEFINITIONS_MODULE = "definitions"
 BACKFILL_JOBS = {"capture": "daily_capture", "labeling": "weekly_labeling", "reviewed": "weekly_reviewed_examples"}
 WEEKLY_STEPS = {"labeling", "reviewed"}
 
@@ -76,6 +92,22 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
+def code_location_origin() -> CodeLocationOrigin:
+    """The `flywheel` code location as the webserver loads it from workspace.yaml (or `dg dev` from
+    pyproject's [tool.dg.project]): the module `definitions`, imported from the folder it lives in."""
+    import definitions
+
+    return ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(module_name=DEFINITIONS_MODULE, working_directory=str(Path(definitions.__file__).parent)),
+        location_name=CODE_LOCATION,
+    )
+
+
+def remote_job_origin(repository_name: str, job_name: str) -> RemoteJobOrigin:
+    """The origin a run of `job_name` launched from the UI carries: location, repository, job."""
+    return RemoteJobOrigin(RemoteRepositoryOrigin(code_location_origin(), repository_name), job_name)
+
+
 class InstanceJobRunner:
     """Executes the code location's jobs in this process against a persistent Dagster instance."""
 
@@ -86,17 +118,32 @@ class InstanceJobRunner:
         self.quiet = quiet  # console logs of the runs at WARNING and above only (the UI keeps them all)
 
     def run(self, job_name: str, partition_key: str | None = None, tags: dict[str, str] | None = None) -> JobOutcome:
+        """Create the run under the code location (as the UI would) and execute it here, in-process."""
         from definitions import defs
 
-        job = defs.resolve_job_def(job_name)
-        kwargs: dict[str, Any] = {}
+        repository = defs.get_repository_def()
+        job = repository.get_job(job_name)
+        # what `execute_in_process` does (resources laid over the job's, steps in this process), with the run
+        # created under the code location's remote origin instead of none
+        resources = wrap_resources_for_execution({"flywheel": self.resource} if self.resource is not None else {})
+        local_job = job.as_ephemeral_job(resource_defs=resources, input_values={})
+        run_config: dict[str, Any] = {}
+        if partition_key and local_job.partitioned_config:
+            run_config = dict(local_job.partitioned_config.get_run_config_for_partition_key(partition_key))
         if self.quiet:
-            kwargs["run_config"] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        if self.resource is not None:
-            kwargs["resources"] = {"flywheel": self.resource}
-        result = job.execute_in_process(
-            partition_key=partition_key, instance=self.instance, tags=tags or {}, raise_on_error=False, **kwargs
+            run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+        run_tags = merge_run_tags(job_def=job, partition_key=partition_key, tags=tags, asset_selection=None,
+                                  instance=self.instance, run_config=run_config)
+        in_memory = InMemoryJob(local_job)
+        plan = create_execution_plan(
+            in_memory, run_config=run_config,
+            instance_ref=self.instance.get_ref() if self.instance.is_persistent else None,
         )
+        dagster_run = self.instance.create_run_for_job(
+            job_def=local_job, execution_plan=plan, run_config=run_config, tags=run_tags,
+            remote_job_origin=remote_job_origin(repository.name, job_name),
+        )
+        result = execute_run(in_memory, dagster_run, self.instance)
         outcome = JobOutcome(job_name, result.run_id, result.success, partition_key,
                              failed_steps=result.get_failed_step_keys() and sorted(result.get_failed_step_keys()) or [],
                              skipped_steps=sorted(e.step_key for e in result.get_step_skipped_events() if e.step_key))
@@ -130,6 +177,11 @@ class DagsterOrchestrator:
         if step not in BACKFILL_JOBS:
             raise ValueError(f"unknown step {step!r}; expected one of {sorted(BACKFILL_JOBS)}")
         return BACKFILL_JOBS[step], partition_keys(step, start, end)
+
+    def record_champion_change(self, version: str, action: str, by: str, reason: str) -> None:
+        from jobs.champion_events import record_champion_change
+
+        record_champion_change(version, action, by, reason)
 
 
 ORCHESTRATOR = DagsterOrchestrator()

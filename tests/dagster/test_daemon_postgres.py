@@ -1,4 +1,4 @@
-"""A real `dagster-daemon` on the repo's dagster.yaml (PostgreSQL storage, queued runs): a landing file
+"""A real `dagster-daemon` on the repo's deploy/dagster.yaml (PostgreSQL storage, queued runs): a landing file
 -> the landing sensor's tick -> a real `daily_capture` run in its own process -> materializations stored in PostgreSQL; and a
 daemon killed mid-way and restarted neither loses nor duplicates runs (run_key dedupe)."""
 
@@ -31,12 +31,12 @@ TIMEOUT_S = 150  # generous: a loaded 2-core machine; a quiet one needs ~30 s pe
 
 @pytest.fixture
 def deployment(tmp_path: Path, pg_url: str, project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    """A DAGSTER_HOME holding the repo's own dagster.yaml (PostgreSQL storage from DAGSTER_PG_*, queued
+    """A DAGSTER_HOME holding the repo's deploy/dagster.yaml (PostgreSQL storage from DAGSTER_PG_*, queued
     runs, run monitoring) pointed at a fresh database, a workspace.yaml loading the repo's
     definitions, and a FLYWHEEL_HOME."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
     url = sa.engine.make_url(pg_url)
     pg_env = {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
               "DAGSTER_PG_USER": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",

@@ -1,0 +1,164 @@
+"""A backfill of `daily_capture` through Dagster's run launcher against `flywheel backfill capture`.
+
+    .venv/bin/python benchmarks/backfill.py [--days 5] [--code DIR]
+
+Lands the same small demo days (the SMALL scenario's simulated users, logged with the capture SDK)
+into two fresh FLYWHEEL_HOMEs, then times, each from a cold process on its own fresh DAGSTER_HOME:
+- dagster: `dagster job backfill -w workspace.yaml -j daily_capture --partitions ...` (what a UI
+  backfill does: one run per partition, each launched by the default run launcher through the code
+  server into its own run worker process), timed until the last run has finished; the instance uses
+  the DefaultRunCoordinator, so runs launch at once instead of waiting for a daemon's dequeue tick;
+- flywheel: `flywheel backfill capture --from --to` (one process, the runs in-process, oldest first).
+Prints both wall times, their ratio, the runs' statuses and the DEBUG lines the run workers printed;
+`--repeat N` runs N rounds (fresh homes each) and reports the medians: a shared machine is noisy.
+`--code DIR` loads the code location from another checkout (e.g. one at an older commit) for the
+dagster side, to measure a baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import dagster as dg  # noqa: E402
+
+from flywheel.capture.sdk import CaptureWriter  # noqa: E402
+from flywheel.core.storage import FlywheelHome  # noqa: E402
+from flywheel.demo.scenario import ANSWERS, SMALL, react, simulate_requests  # noqa: E402
+
+FIRST_DAY = date(2026, 10, 26)
+INSTANCE_YAML = """telemetry:
+  enabled: false
+python_logs:
+  python_log_level: INFO
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+
+
+def land(home: FlywheelHome, days: list[str]) -> int:
+    """The SMALL scenario's requests of each day, answered right 2 times in 3, with their feedback."""
+    n = 0
+    with CaptureWriter(home) as writer:
+        for day in days:
+            for k, req in enumerate(simulate_requests(day, SMALL)):
+                output = ANSWERS[req.intent] if k % 3 else ANSWERS["out_of_scope"]
+                writer.log_interaction([{"role": "user", "content": req.text}], output, session_id=req.session_id,
+                                       user_id=req.user_id, model_version="m1", latency_ms=req.latency_ms,
+                                       interaction_id=req.interaction_id, ts=req.ts)
+                for fb in react(req, output).feedback:
+                    writer.log_feedback(fb["interaction_id"], fb["kind"], text=fb.get("text"), ts=fb["ts"])
+                n += 1
+    return n
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def dagster_home(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir()
+    (path / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    return path
+
+
+def env_for(home: FlywheelHome, dhome: Path, project: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
+    return env | {"FLYWHEEL_HOME": str(home.root), "DAGSTER_HOME": str(dhome), "FLYWHEEL_PROJECT": str(project),
+                  "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def run_dagster(days: list[str], env: dict[str, str], code: Path, log: Path, timeout_s: float) -> tuple[float, dict]:
+    """`dagster job backfill`, then wait until every run it launched has finished."""
+    bin_dir = Path(sys.executable).parent
+    workspace = log.parent / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n      module_name: definitions\n"
+                         f"      location_name: flywheel\n      working_directory: {code}\n", encoding="utf-8")
+    start = time.perf_counter()
+    with log.open("w") as out:
+        cli = subprocess.Popen([str(bin_dir / "dagster"), "job", "backfill", "-w", str(workspace), "-j", "daily_capture",
+                                "--partitions", ",".join(days), "--noprompt"], cwd=code, env=env, stdout=out,
+                               stderr=subprocess.STDOUT)
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            while True:
+                runs = instance.get_runs(dg.RunsFilter(job_name="daily_capture"))
+                if cli.poll() not in (None, 0):
+                    raise SystemExit(f"dagster job backfill failed:\n{_tail(log)}")
+                if len(runs) == len(days) and all(r.is_finished for r in runs):
+                    break
+                if time.perf_counter() - start > timeout_s:
+                    raise SystemExit(f"the backfill did not finish in {timeout_s:.0f} s:\n{_tail(log)}")
+                time.sleep(0.2)
+            seconds = time.perf_counter() - start
+            statuses = {r.tags.get("dagster/partition"): r.status.value for r in runs}
+        cli.wait(timeout=120)  # the code server it started stops once its runs have ended
+    return seconds, statuses
+
+
+def run_flywheel(days: list[str], env: dict[str, str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.run([str(Path(sys.executable).parent / "flywheel"), "backfill", "capture", "--from", days[0],
+                               "--to", days[-1]], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise SystemExit(f"flywheel backfill failed:\n{_tail(log)}")
+    return time.perf_counter() - start
+
+
+def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[float, float, set[str], int]:
+    """Both sides once, each on fresh homes: (dagster s, flywheel s, run statuses, DEBUG lines printed)."""
+    with tempfile.TemporaryDirectory(prefix="flywheel-backfill-") as tmp:
+        root = Path(tmp)
+        project = root / "project"  # an empty project folder: the defaults
+        project.mkdir()
+        homes = {side: FlywheelHome(root / f"home-{side}") for side in ("dagster", "flywheel")}
+        for home in homes.values():
+            land(home, days)
+        logs = {side: root / f"{side}.log" for side in homes}
+        dagster_s, statuses = run_dagster(
+            days, env_for(homes["dagster"], dagster_home(root, "dh-dagster"), project), code, logs["dagster"],
+            timeout_s)
+        flywheel_s = run_flywheel(days, env_for(homes["flywheel"], dagster_home(root, "dh-flywheel"), project),
+                                  logs["flywheel"])
+        debug_lines = sum("DEBUG" in line for line in logs["dagster"].read_text(errors="replace").splitlines())
+    return dagster_s, flywheel_s, set(statuses.values()), debug_lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (the median is reported)")
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout the dagster side loads")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    days = [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(args.days)]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = land(FlywheelHome(Path(tmp)), days)
+    print(f"{len(days)} days ({days[0]}..{days[-1]}), {rows} interactions landed per home; code: {args.code}")
+    rounds = []
+    for i in range(args.repeat):
+        rounds.append(one_round(days, args.code.resolve(), args.timeout))
+        d, f, statuses, debug = rounds[-1]
+        print(f"round {i + 1}: dagster {d:6.1f} s, flywheel {f:6.1f} s, ratio {d / f:.1f}x, runs {sorted(statuses)}, "
+              f"DEBUG lines from the run workers {debug}, load average {os.getloadavg()[0]:.1f}")
+    dagster_s = statistics.median(r[0] for r in rounds)
+    flywheel_s = statistics.median(r[1] for r in rounds)
+    print(f"dagster job backfill (run launcher, a process per run): {dagster_s:6.1f} s (median)")
+    print(f"flywheel backfill capture (in-process):                {flywheel_s:6.1f} s (median)")
+    print(f"ratio dagster / flywheel: {dagster_s / flywheel_s:.1f}x (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
