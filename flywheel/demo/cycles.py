@@ -61,8 +61,8 @@ def cycles_for(size: ScenarioSize) -> list[Cycle]:
     return [
         Cycle("bootstrap"),
         Cycle("week 1: Android launch", week, drift_from=2, trigger="metric_drop", add_broken_source=True),
-        # a teammate halves the epochs to save GPU hours: the candidate under-fits (the gate must block it)
-        Cycle("week 2: recipe change", week + timedelta(days=7), drift_from=0, recipe={"epochs": 4.0}),
+        # a teammate cuts the epochs from 8 to 2 to save GPU hours: the candidate under-fits (the gate must block it)
+        Cycle("week 2: recipe change", week + timedelta(days=7), drift_from=0, recipe={"epochs": 2.0}),
     ]
 
 

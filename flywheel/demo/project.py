@@ -50,9 +50,10 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
         "evaluation": {"eval_set": "eval.jsonl", "max_new_tokens": 80, "batch_size": 32,
                        "bootstrap_samples": 1000, "primary_metric": "chrf", "slice_tolerance": 0.05,
                        "seed_replicates": size.seed_replicates},
-        # the live metric over the last 3 days against the champion's first 2 days (a short demo week)
-        "automation": {"timezone": "UTC", "metric_min_interactions": 50, "metric_window_days": 3,
-                       "metric_baseline_days": 2},
+        # the team's alert level: a retrain when more than 30% of the last 3 days' interactions drew a
+        # negative signal (or the rate rose by 10 points over the champion's first 2 days)
+        "automation": {"timezone": "UTC", "negative_rate_threshold": 0.3, "metric_min_interactions": 50,
+                       "metric_window_days": 3, "metric_baseline_days": 2},
     }
 
 

@@ -5,12 +5,12 @@ each week answers the simulated users (flywheel.demo.traffic), and the cycles (f
 1. bootstrap: human seed + two synthetic generators (each file admitted by its reviewed sample) ->
    dataset -> LoRA adapter (+ a seed replicate) -> evaluation -> gate: promoted over the base model;
 2. week 1: the champion serves a week of messy users; from Wednesday the Android app's users write
-   with device details, order numbers and e-mail addresses, the live negative rate climbs and the
-   metric-drop rule (the sensor's `decide_retrain`) asks for a retrain; capture, labeling, the *simulated*
+   with device details, order numbers and e-mail addresses; the live negative rate is above the team's
+   alert level and the metric-drop rule (the sensor's `decide_retrain`) asks for a retrain; capture, labeling, the *simulated*
    reviewer ("simulated-reviewer"), reviewed examples; a third generator's file arrives with answers
    paired to the wrong questions, its admission sample fails and it is held out -> promoted;
-3. week 2: the new champion serves the next week (the live negative rate falls); a recipe change (half
-   the epochs) -> the candidate under-fits -> blocked, slices named; the champion stays.
+3. week 2: the new champion serves the next week (the live negative rate falls); a recipe change (2
+   epochs instead of 8) -> the candidate under-fits -> blocked, slices named; the champion stays.
 
 This package never imports Dagster: it drives the jobs through a `flywheel.ops.runs.JobRunner` (the CLI
 loads the code location's runner through its entry point; it executes them in-process on the instance).

@@ -104,7 +104,7 @@ def test_the_story_has_a_drift_trigger_a_held_out_file_and_a_recipe_regression()
     cycles = cycles_for(FULL)
     assert [c.trigger for c in cycles].count("metric_drop") == 1
     assert any(c.add_broken_source for c in cycles) and cycles[-1].recipe and cycles[-1].traffic_week
-    assert project_config(FULL, recipe={"epochs": 4.0})["training"]["epochs"] == 4.0
+    assert project_config(FULL, recipe={"epochs": 2.0})["training"]["epochs"] == 2.0
     assert project_config(FULL, training_seed=3)["training"]["seed"] == 3
     assert project_config(FULL)["evaluation"]["seed_replicates"] >= 1
 
