@@ -25,7 +25,7 @@ def run_seed(seed: int, small: bool, workdir: Path) -> dict:
     dagster_home.mkdir(parents=True)
     env = {**os.environ, "FLYWHEEL_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "OMP_WAIT_POLICY": "PASSIVE"}
     env.pop("FLYWHEEL_PROJECT", None)
-    cmd = [str(Path(sys.executable).parent / "flywheel"), "demo", "--seed", str(seed)] + (["--small"] if small else [])
+    cmd = [sys.executable, "-m", "flywheel.cli", "demo", "--seed", str(seed)] + (["--small"] if small else [])
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
