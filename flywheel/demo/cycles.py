@@ -173,7 +173,8 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
         model = read_artifact(home, champion.version, champion.adapter_path) if champion else "tiny"
         result.served_by = champion.version if champion else "base model"
         say(f"cycle {number}: {result.served_by} answers {len(days)} days of simulated users"
-            + (f" (the Android app launches on {days[cycle.drift_from]})" if cycle.drift_from is not None else ""))
+            + ("" if cycle.drift_from is None else " (Android users all week)" if cycle.drift_from == 0
+               else f" (the Android app launches on {days[cycle.drift_from]})"))
         result.served = serve_week(home, days, size, model, result.served_by, files.taken_inputs,
                                    drift_from=cycle.drift_from)
         captured = quarantined = 0
