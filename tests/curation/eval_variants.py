@@ -41,6 +41,17 @@ def plant(text: str, edits: int, rng: random.Random) -> str:
     raise ValueError(f"cannot plant {edits} edits in {text!r}")
 
 
+def within_budget(eval_rows: list[dict[str, Any]], edits: int) -> list[dict[str, Any]]:
+    """The eval items long enough for `edits` edits to count as a copy (the rule caps the edits at
+    `decontamination_max_edit_share` of the input: `2fa?` -> `2ap?` is another word, not a copy)."""
+    from flywheel.config import CurationConfig
+    from flywheel.core.text import input_match_key
+    from flywheel.curation.steps.decontamination import edit_budget
+
+    cfg = CurationConfig()
+    return [e for e in eval_rows if edit_budget(input_match_key(last_user_text(e["messages"])), cfg) >= edits]
+
+
 def planted_rows(eval_rows: list[dict[str, Any]], edits: int, seed: int = 0) -> list[dict[str, Any]]:
     """One training row per eval item: its input with `edits` edits, its answer."""
     rng = random.Random(f"{seed}:{edits}")

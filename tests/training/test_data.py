@@ -19,7 +19,7 @@ from flywheel.training.data import (
     tokenize_conversation,
     tokenize_examples,
 )
-from tests.curation.eval_variants import demo_files, planted_rows
+from tests.curation.eval_variants import demo_files, planted_rows, within_budget
 
 
 def test_assistant_mask_covers_only_the_answer_and_fallback_agrees() -> None:
@@ -125,7 +125,7 @@ def test_leak_check_finds_the_near_copies_curation_drops(edits: int) -> None:
     # before: only an input equal to an eval input (after normalisation) was a leak: 0/114 of these
     files, _ = demo_files()
     evals = files.eval_set
-    planted = planted_rows(evals, edits)
+    planted = planted_rows(within_budget(evals, edits), edits)
     rows = files.seed + planted
     leaks = find_eval_leaks([r["messages"] for r in rows], [e["messages"] for e in evals])
     assert [lk.train_row for lk in leaks] == list(range(len(files.seed), len(rows)))

@@ -113,7 +113,8 @@ def test_human_fixed_rows_are_never_found() -> None:
     rows, broken = demo_rows()
     fixed = [dict(r, human_fixed=True) if r["example_id"] in broken else r for r in rows]
     _, ctx = run(fixed)
-    assert not ctx.drops
+    assert not {d["example_id"] for d in ctx.drops} & broken  # no row a person fixed is ever found
+    assert len(ctx.drops) <= 0.02 * len(rows)
 
 
 def test_answer_classes_join_near_duplicate_answers_without_chaining() -> None:
