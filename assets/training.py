@@ -1,6 +1,5 @@
 """Training assets: the LoRA adapter trained on the newest dataset version, run through Dagster Pipes."""
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,69 +9,33 @@ import dagster as dg
 import flywheel
 from assets.metadata import png_metadata, svg_metadata
 from assets.resources import FlywheelResource
-from flywheel.core.markdown import markdown_cell, markdown_table
 from flywheel.evaluation.eval_set import EVAL_SET
-from flywheel.training.curves import loss_curve_svg
+from flywheel.training.report import training_report
 from flywheel.training.request import TrainingRequest, latest_dataset_version
 from flywheel.training.trainer import LOSS_PNG
 
 REPO_ROOT = Path(flywheel.__file__).resolve().parents[1]
 
 
-def hyperparameters_markdown(cfg: dict[str, Any]) -> str:
-    """The training recipe as a two-column table, numbers rounded for reading (training_config.json)."""
-    lora = cfg.get("lora") or {}
-    targets = lora.get("target_modules")
-    rows = [
-        ("learning rate", cfg.get("learning_rate")),
-        ("epochs", cfg.get("epochs")),
-        ("max steps", cfg.get("max_steps") or "all epochs"),
-        ("batch size", f"{cfg.get('batch_size')} x {cfg.get('gradient_accumulation_steps', 1)} accumulation"),
-        ("max length", cfg.get("max_length")),
-        ("seed", cfg.get("seed")),
-        ("LoRA r / alpha / dropout", f"{lora.get('r')} / {lora.get('alpha')} / {markdown_cell(lora.get('dropout'))}"),
-        ("LoRA target modules", ", ".join(targets) if isinstance(targets, list) else targets),
-        ("validation share", cfg.get("validation_share")),
-        ("early stopping patience", cfg.get("early_stopping_patience") or "off"),
-    ]
-    return markdown_table(["hyperparameter", "value"],
-                          [(k, int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in rows])
-
-
 def training_facts(model_path: Path) -> dict[str, Any]:
-    """What a person looks for on `lora_adapter` beside the Pipes metadata: the recipe, the base model,
-    the validation split, loss per epoch, early stopping and the plots (read from the model folder)."""
-    manifest = json.loads((model_path / "manifest.json").read_text(encoding="utf-8"))
-    cfg = json.loads((model_path / "training_config.json").read_text(encoding="utf-8"))
-    validation = manifest.get("validation") or {}
-    stopping = manifest.get("early_stopping")
-    epochs = manifest.get("epochs") or []
-    val_loss = (manifest.get("metrics") or {}).get("val_loss")
+    """`flywheel.training.report.training_report` of the model folder as Dagster metadata."""
+    r = training_report(model_path)
     facts: dict[str, Any] = {
-        "hyperparameters": dg.MetadataValue.md(hyperparameters_markdown(cfg)),
-        "base_model": manifest.get("base_model", ""),
-        "base_model_path": dg.MetadataValue.path(manifest.get("base_model_resolved", "")),
-        "validation": (f"{validation['examples']} examples held out of the training data ({validation['rows']} rows; "
-                       f"{validation['fit_rows']} rows trained)" if validation.get("examples")
-                       else f"none: {validation.get('skipped') or 'not recorded'}"),
-        "val_loss": dg.MetadataValue.float(float(val_loss)) if val_loss is not None else dg.MetadataValue.null(),
+        "hyperparameters": dg.MetadataValue.md(r.hyperparameters),
+        "base_model": r.base_model,
+        "base_model_path": dg.MetadataValue.path(r.base_model_path),
+        "validation": r.validation,
+        "val_loss": dg.MetadataValue.float(r.val_loss) if r.val_loss is not None else dg.MetadataValue.null(),
         "loss_by_epoch": dg.MetadataValue.table(
-            [dg.TableRecord({k: r[k] for k in ("epoch", "step", "train_loss", "val_loss") if r.get(k) is not None})
-             for r in epochs],
+            [dg.TableRecord(row) for row in r.epochs],
             schema=dg.TableSchema(columns=[dg.TableColumn("epoch", "float"), dg.TableColumn("step", "int"),
                                            dg.TableColumn("train_loss", "float"), dg.TableColumn("val_loss", "float")])),
-        "early_stopping": ("off" if not stopping else
-                           f"patience {stopping['patience']}: " + (
-                               f"stopped early; kept the adapter of step {stopping['best_step']} "
-                               f"(validation loss {stopping['best_val_loss']:.4f})" if stopping["stopped_early"]
-                               else "ran every epoch")),
-        "loss_curve_inline": svg_metadata(loss_curve_svg(manifest.get("loss_curve") or [], manifest.get("val_curve") or []),
-                                          "loss curve (blue: training, orange: validation)"),
+        "early_stopping": r.early_stopping,
+        "loss_curve_inline": svg_metadata(r.loss_curve_svg, "loss curve (blue: training, orange: validation)"),
         "loss_curve_plot": png_metadata(model_path / LOSS_PNG, "loss curve"),
     }
-    tracking = manifest.get("tracking") or {}
-    if tracking.get("mlflow_run_id"):
-        facts["mlflow_run_id"] = tracking["mlflow_run_id"]
+    if r.mlflow_run_id:
+        facts["mlflow_run_id"] = r.mlflow_run_id
     return facts
 
 

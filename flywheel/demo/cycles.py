@@ -9,7 +9,6 @@ gate verdict is promoted, held or blocked.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from typing import Any
 from flywheel.config import load_project
 from flywheel.core.errors import FlywheelError
 from flywheel.core.storage import FlywheelHome
-from flywheel.curation.versions import latest_version
-from flywheel.demo.project import write_project_config
+from flywheel.curation.versions import latest_version, read_manifest
+from flywheel.demo.project import BROKEN_FILE, write_project_config
 from flywheel.demo.scenario import (
     SIMULATED_REVIEWER,
     ScenarioFiles,
@@ -30,6 +29,7 @@ from flywheel.demo.scenario import (
     sample_verdict,
 )
 from flywheel.demo.traffic import ServedWeek, serve_week
+from flywheel.evaluation.cycle import read_summary
 from flywheel.labeling.decisions import record_decision
 from flywheel.labeling.store import ReviewStore
 from flywheel.models.artifact import read_artifact
@@ -204,8 +204,8 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
             say(f"cycle {number}: a third generator's file joins sources.synthetic")
         if cycle.recipe:
             say(f"cycle {number}: the training recipe changes: {cycle.recipe}")
-        write_project_config(project_dir, size, broken=True if cycle.add_broken_source or _has_broken(project_dir) else False,
-                             training_seed=training_seed, recipe=cycle.recipe)
+        broken = cycle.add_broken_source or BROKEN_FILE in load_project(project_dir).sources.synthetic
+        write_project_config(project_dir, size, broken=broken, training_seed=training_seed, recipe=cycle.recipe)
 
     say(f"cycle {number}: source admission (each synthetic file's sample is reviewed before it may train)")
     result.run_ids.append(_require(runner.run("source_admission", tags=tags), "source admission").run_id)
@@ -220,26 +220,21 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
     return result
 
 
-def _has_broken(project_dir: Path) -> bool:
-    return "synthetic_batch_job.jsonl" in (project_dir / "flywheel.yaml").read_text(encoding="utf-8")
-
-
 def _read_retrain(result: CycleResult, out: JobOutcomeLike, home: FlywheelHome, db_url: str, number: int) -> None:
     """The retrain run's dataset, scores and gate verdict into `result`; a failed run is an error."""
     if not out.success:
         raise DemoError(f"cycle {number}: the retrain run {out.run_id} failed: {out.error}")
     ds = out.materialized.get("training_dataset", {})
     result.dataset_version = ds.get("version") or latest_version(home)
-    manifest_path = home.dataset(result.dataset_version) / "manifest.json" if result.dataset_version else None
-    if manifest_path and manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(home, result.dataset_version) if result.dataset_version else None
+    if manifest is not None:
         result.by_source = manifest["counts"].get("by_source", {})
         result.held_out = [a["name"] for a in manifest.get("admission", []) if a.get("status") != "admitted"]
     ev = out.materialized.get("candidate_evaluation")
     if ev is None:
         raise DemoError(f"cycle {number}: the retrain run {out.run_id} did not evaluate a candidate: {out.error}")
     result.candidate = ev.get("candidate")
-    summary = json.loads((home.reports() / "evaluations" / str(result.candidate) / "summary.json").read_text())
+    summary = read_summary(home, str(result.candidate))
     gate = summary.get("gate") or {}
     result.outcome = gate.get("outcome", "")
     result.reasons = list(gate.get("reasons") or [])
