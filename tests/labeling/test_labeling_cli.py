@@ -111,8 +111,8 @@ def test_import_of_100k_garbage_lines(env: FlywheelHome, tmp_path: Path) -> None
 
 def test_import_limits_come_from_the_project(env: FlywheelHome, tmp_path: Path, project_dir: Path) -> None:
     text = (project_dir / "flywheel.yaml").read_text(encoding="utf-8")
-    assert "\nlabeling:\n" in text  # the starter file's section
-    (project_dir / "flywheel.yaml").write_text(text.replace("\nlabeling:\n", "\nlabeling:\n  max_fix_chars: 10\n", 1))
+    assert "\n  max_fix_chars: 20000" in text  # the starter file's default
+    (project_dir / "flywheel.yaml").write_text(text.replace("\n  max_fix_chars: 20000", "\n  max_fix_chars: 10", 1))
     store = ReviewStore(env.database_url())
     small_batch(store, 4)
     path = tmp_path / "fix.jsonl"
