@@ -47,6 +47,16 @@ class SignalWeights(_Strict):
     none: float = Field(0.5, ge=0)
 
 
+class CollectorConfig(_Strict):
+    """`flywheel collect` (OTLP/HTTP + feedback) and `flywheel serve`: request limits."""
+
+    token_env: str = Field("FLYWHEEL_COLLECTOR_TOKEN", description="env var holding the bearer token clients send")
+    max_body_bytes: int = Field(8 << 20, ge=4096, description="larger request bodies are refused (413), also once decompressed")
+    max_inflight: int = Field(32, ge=1, description="requests handled at once; more get 503 + Retry-After (bounded memory)")
+    retry_after_s: int = Field(1, ge=1, description="the Retry-After of a 503")
+    serve_max_tokens: int = Field(512, ge=1, description="`flywheel serve` refuses a larger max_tokens")
+
+
 class CaptureConfig(_Strict):
     resubmit_window_s: int = Field(120, gt=0, description="a similar message in the same session within this many seconds is a resubmission")
     resubmit_similarity: float = Field(0.6, ge=0, le=1, description="rapidfuzz ratio (0-1) above which two messages count as the same request")
@@ -55,6 +65,7 @@ class CaptureConfig(_Strict):
     quarantine_rate_warn: float = Field(0.05, ge=0, le=1)
     signal_weights: SignalWeights = Field(default_factory=SignalWeights)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+    collector: CollectorConfig = Field(default_factory=CollectorConfig)
 
 
 class LabelingQuotas(_Strict):
