@@ -24,20 +24,13 @@ from typing import Any
 import numpy as np
 from sacrebleu.metrics import BLEU
 
+from flywheel.core.sampling import seeded_sample
 from flywheel.curation.near_duplicates import shingle_hashes
 
 _WORD = re.compile(r"\w+")
 FEATURE_DIMS = 2048
 HIGHER_IS_MORE_DIVERSE = {"distinct_1": True, "distinct_2": True, "compression_ratio": False, "self_bleu": False,
                           "cluster_coverage": True, "cluster_entropy": True}
-
-
-def seeded_sample(items: Sequence[Any], size: int, seed: int) -> list[Any]:
-    """At most `size` items, drawn without replacement with a fixed seed, in their original order."""
-    if len(items) <= size:
-        return list(items)
-    idx = np.sort(np.random.default_rng(seed).choice(len(items), size=size, replace=False))
-    return [items[i] for i in idx]
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:

@@ -7,13 +7,10 @@ import json
 import math
 import os
 import re
-import time
-from typing import Any
-
-import httpx
 
 from flywheel.config import ProjectConfig
 from flywheel.core.errors import FlywheelError
+from flywheel.generation.client import ChatClient, EndpointError
 from flywheel.project import rubric_text
 
 
@@ -66,12 +63,11 @@ class LLMJudge:
         timeout_s: float = 60.0,
         retries: int = 2,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.system = JUDGE_INSTRUCTIONS.format(rubric=rubric.strip() or "(no rubric written)")
         self.retries = retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+        self._client = ChatClient(base_url, model, api_key=api_key, timeout_s=timeout_s, max_retries=retries)
+        self.url = self._client.url
 
     def close(self) -> None:
         self._client.close()
@@ -82,37 +78,17 @@ class LLMJudge:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
-        last = ""
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self._client.post(self.url, json=payload)
-                if resp.status_code < 400:
-                    return resp.json()
-                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                if resp.status_code < 500 and resp.status_code != 429:
-                    break
-            except (httpx.HTTPError, ValueError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if attempt < self.retries:
-                time.sleep(0.5 * (attempt + 1))
-        raise JudgeError(f"judge endpoint {self.url} failed: {last}")
-
     def score(self, question: str, reference: str, answer: str) -> float:
         """One answer's grade on 0-1 (NaN when the reply could not be parsed)."""
         user = f"Request:\n{question}\n\nReference answer:\n{reference}\n\nAnswer to grade:\n{answer}"
-        data = self._post(
-            {
-                "model": self.model,
-                "temperature": 0,
-                "messages": [{"role": "system", "content": self.system}, {"role": "user", "content": user}],
-            }
-        )
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
         try:
-            content = data["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
+            reply = self._client.chat(messages, temperature=0)
+        except EndpointError as exc:
+            raise JudgeError(f"judge endpoint {self.url} failed: {exc.detail}") from exc
+        if reply.content is None:
             return math.nan
-        return parse_judge_score(content)
+        return parse_judge_score(reply.content)
 
 
 def make_judge(project: ProjectConfig) -> LLMJudge | None:
