@@ -4,7 +4,8 @@ Layout under the home (see ARCHITECTURE.md):
 `landing/`, `warehouse/<asset>/<partition>.parquet`, `quarantine/<asset>/<partition>.parquet`,
 `labeling/<batch>/`, `datasets/<version>/`, `models/<version>/`, `reports/`.
 Every write goes to a temporary file beside the target and is renamed into place, so a reader never
-sees half a file and re-running a partition replaces its output.
+sees half a file and re-running a partition replaces its output. Files are created 0600 and folders
+0700 (`flywheel.core.permissions`), the SQLite database too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+
+from flywheel.core.permissions import private_dirs, touch_private
 
 DEFAULT_HOME = ".flywheel"
 DATABASE_URL_ENV = "FLYWHEEL_DATABASE_URL"
@@ -74,7 +77,7 @@ class FlywheelHome:
         url = explicit or os.environ.get(DATABASE_URL_ENV)
         if url:
             return url
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.root)
         return f"sqlite:///{self.path('flywheel.db')}"
 
     def warehouse_files(self, asset: str, partitions: Iterable[str]) -> list[Path]:
@@ -86,9 +89,9 @@ class FlywheelHome:
 # --- atomic writes ---------------------------------------------------------------------------
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it is renamed onto `target`."""
+    """Yield a temporary path (mode 0600) beside `target`; on success it is renamed onto `target`."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -104,9 +107,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; on success it replaces `target` whole.
 
-    An interrupted writer leaves only a hidden temp folder, never a half-written `target`."""
+    An interrupted writer leaves only a hidden temp folder (mode 0700), never a half-written `target`."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
@@ -193,6 +196,9 @@ def sql_engine(url: str) -> sa.Engine:
     engine = _ENGINES.get(url)
     if engine is None:
         if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                touch_private(database)  # SQLite gives its -wal and -shm files the database's mode
             engine = sa.create_engine(url, connect_args={"timeout": 30})
 
             @sa.event.listens_for(engine, "connect")
