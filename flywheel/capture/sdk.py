@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from flywheel.capture.records import FEEDBACK, FEEDBACK_KINDS, INTERACTIONS, format_ts
 from flywheel.core.errors import InputError
+from flywheel.core.permissions import private_dirs, private_opener
 
 if TYPE_CHECKING:
     from flywheel.core.storage import FlywheelHome
@@ -43,13 +44,14 @@ class _PartFile:
     """One landing file being written: `.<name>.tmp` until `complete()` renames it to `<name>`."""
 
     def __init__(self, folder: Path, name: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dirs(folder)  # owner-only: the folders 0700, the file 0600 (it holds raw user ids)
         self.final = folder / name
         self.tmp = folder / f".{name}.tmp"
-        self.fh: IO[bytes] = open(self.tmp, "ab", buffering=0)  # noqa: SIM115 - closed by complete()
+        self.fh: IO[bytes] = open(self.tmp, "ab", buffering=0, opener=private_opener)  # noqa: SIM115 - closed by complete()
         self.records = 0
         self.bytes = 0
         self.opened = time.monotonic()
+        self.folder_synced = False
 
     def write(self, line: bytes) -> None:
         view = memoryview(line)
@@ -57,6 +59,17 @@ class _PartFile:
             view = view[self.fh.write(view) or 0 :]
         self.records += 1
         self.bytes += len(line)
+
+    def sync(self) -> None:
+        """fsync the records written so far, and the first time the folder (so the file's name is durable)."""
+        os.fsync(self.fh.fileno())
+        if not self.folder_synced:
+            fd = os.open(self.final.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.folder_synced = True
 
     def complete(self) -> Path | None:
         os.fsync(self.fh.fileno())
@@ -222,6 +235,14 @@ class CaptureWriter:
             for key in list(self._files):
                 self._complete(key)
             self._wake.set()
+
+    def sync(self) -> None:
+        """Make every record logged so far durable without publishing it: fsync of the open files (and,
+        once, of their folders). After a crash `recover_orphans` publishes them; a server calls this
+        before it acknowledges a request."""
+        with self._lock:
+            for part in self._files.values():
+                part.sync()
 
     def close(self) -> None:
         self.flush()
