@@ -261,6 +261,88 @@ class DpoConfig(_Strict):
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (tests); None: all epochs")
 
 
+class DpoConfig(_Strict):
+    """The optional preference stage after SFT: DPO (trl) on the dataset version's preference pairs,
+    continuing the SFT LoRA adapter against a frozen copy of it."""
+
+    enabled: bool = Field(False, description="train the SFT adapter further on preference pairs; the gate sees the result")
+    beta: float = Field(0.1, gt=0, description="how far the policy may move from the SFT adapter (higher: less)")
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(5e-5, gt=0)
+    min_pairs: int = Field(50, ge=1, description="with fewer accepted pairs the stage is skipped (the SFT adapter is the candidate)")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (tests); None: all epochs")
+
+
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$"
+_DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_Name = typing.Annotated[str, Field(pattern=_DNS_NAME, max_length=253)]
+
+
+class Toleration(_Strict):
+    """A Kubernetes toleration (the GPU nodes' taint)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value")
+        if self.operator == "Equal" and not self.key:
+            raise ValueError("operator Equal needs a key")
+        return self
+
+
+class SecretKey(_Strict):
+    """One key of a Kubernetes Secret, read into one environment variable."""
+
+    secret: _Name
+    key: str = Field(..., pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class TrainingPodConfig(_Strict):
+    """Where the retrain's training process runs on Kubernetes, and with what (used only by a deployment:
+    local runs train in a subprocess). `launcher: subprocess` gives the retrain's run pod these resources
+    (its run tags); `launcher: k8s` starts a pod of its own per training (Dagster Pipes, PipesK8sClient)
+    and the run pod stays small."""
+
+    launcher: Literal["subprocess", "k8s"] = "subprocess"
+    image: str | None = Field(None, min_length=1, description="the training pod's image (the [train] extra); default: the run's own ($DAGSTER_CURRENT_IMAGE)")
+    namespace: _Name | None = Field(None, description="default: the run pod's namespace")
+    service_account: _Name | None = None
+    gpus: int = Field(1, ge=0, le=64)
+    gpu_resource: str = Field("nvidia.com/gpu", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    cpu: str = Field("4", pattern=_QUANTITY, description="CPU request (a Kubernetes quantity)")
+    memory: str = Field("32Gi", pattern=_QUANTITY, description="memory request")
+    memory_limit: str | None = Field("64Gi", pattern=_QUANTITY)
+    node_selector: dict[str, str] = Field(default_factory=dict, description="e.g. cloud.google.com/gke-accelerator: nvidia-h100-80gb")
+    tolerations: list[Toleration] = Field(
+        default_factory=lambda: [Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")])
+    env: dict[str, str] = Field(default_factory=dict, description="plain environment variables of the training process")
+    env_from_secrets: list[_Name] = Field(default_factory=list, description="Secrets whose every key becomes an env var (envFrom)")
+    secret_env: dict[str, SecretKey] = Field(default_factory=dict, description="env var -> one Secret key (e.g. AWS_ACCESS_KEY_ID)")
+    home_volume_claim: _Name | None = Field(None, description="PersistentVolumeClaim holding FLYWHEEL_HOME, mounted at the run's home path")
+    timeout_s: int = Field(86_400, gt=0, description="fail the training when its pod has not finished after this long")
+
+    @model_validator(mode="after")
+    def _valid_names(self) -> TrainingPodConfig:
+        for k, v in self.node_selector.items():
+            if not _LABEL_KEY.match(k) or not _LABEL_VALUE.match(v):
+                raise ValueError(f"node_selector {k!r}: {v!r} is not a Kubernetes label key and value")
+        for name in (*self.env, *self.secret_env):
+            if not _ENV_NAME.match(name) or name.startswith("DAGSTER_PIPES_"):
+                raise ValueError(f"env {name!r}: expected a variable name (letters, digits, _ . -), not DAGSTER_PIPES_*")
+        if both := sorted(set(self.env) & set(self.secret_env)):
+            raise ValueError(f"{', '.join(both)}: set in both env and secret_env")
+        return self
+
+
 class TrainingConfig(_Strict):
     base_model: str = Field("tiny", description="a local path, a hub id, or `tiny` for the built-in test model")
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -292,12 +374,29 @@ class TrainingConfig(_Strict):
         None, ge=1, description="stop after this many evaluations without a lower validation loss and keep the best "
         "epoch's adapter; None: off (needs a validation split)")
     dpo: DpoConfig = Field(default_factory=DpoConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
 
 
 class JudgeConfig(_Strict):
     base_url: str = Field(..., description="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     model: str
     api_key_env: str = "FLYWHEEL_JUDGE_API_KEY"
+    min_kappa: float = Field(
+        0.6, ge=-1, le=1, description="the gate uses the judge only while its Cohen's kappa with reviewers' verdicts is "
+        "above this")
+    min_calibration_items: int = Field(50, ge=1, description="... measured on at least this many human-decided items")
+    calibration_items: int = Field(200, ge=1, description="the most recent human-decided items the judge grades")
+    pass_min_grade: int = Field(4, ge=1, le=5, description="a judge grade (1-5) at or above this is the judge's pass")
+    reject_max_grade: int = Field(1, ge=1, le=5, description="at or below this the judge's reject; in between: fix")
+
+    @model_validator(mode="after")
+    def _calibration(self) -> JudgeConfig:
+        if self.reject_max_grade >= self.pass_min_grade:
+            raise ValueError(f"expected reject_max_grade < pass_min_grade (got {self.reject_max_grade} >= {self.pass_min_grade})")
+        if self.min_calibration_items > self.calibration_items:
+            raise ValueError(f"expected min_calibration_items <= calibration_items (got {self.min_calibration_items} > "
+                             f"{self.calibration_items})")
+        return self
     min_kappa: float = Field(
         0.6, ge=-1, le=1, description="the gate uses the judge only while its Cohen's kappa with reviewers' verdicts is "
         "above this")
