@@ -2,7 +2,7 @@
 
 Layout under the home (see ARCHITECTURE.md):
 `landing/`, `warehouse/<asset>/<partition>.parquet`, `quarantine/<asset>/<partition>.parquet`,
-`labeling/<batch>/`, `datasets/<version>/`, `models/<version>/`, `reports/`.
+`generated/<kind>/<partition>.jsonl`, `labeling/<batch>/`, `datasets/<version>/`, `models/<version>/`, `reports/`.
 Every write goes to a temporary file beside the target and is renamed into place, so a reader never
 sees half a file and re-running a partition replaces its output. Files are created 0600 and folders
 0700 (`flywheel.core.permissions`), the SQLite database too.
@@ -59,6 +59,11 @@ class FlywheelHome:
     def quarantine(self, asset: str, partition: str | None = None) -> Path:
         base = self.path("quarantine", asset)
         return base / f"{partition}.parquet" if partition else base
+
+    def generated(self, kind: str, partition: str | None = None) -> Path:
+        """`generated/<kind>/<partition>.jsonl`: a generation run's examples (kind: synthetic | distilled)."""
+        base = self.path("generated", kind)
+        return base / f"{partition}.jsonl" if partition else base
 
     def labeling(self, batch: str) -> Path:
         return self.path("labeling", batch)
