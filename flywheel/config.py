@@ -63,8 +63,6 @@ class CaptureConfig(_Strict):
     max_field_chars: int = Field(100_000, gt=0, description="longer text fields are quarantined as huge")
     orphan_tmp_after_s: float = Field(600.0, gt=0, description="a landing .tmp untouched this long was left by a killed writer and is published (more than any writer's max_age_s)")
     quarantine_rate_warn: float = Field(0.05, ge=0, le=1)
-    pseudonymize: bool = Field(True, description="replace user_id and session_id at capture by a keyed hash (HMAC-SHA256, key in $FLYWHEEL_PSEUDONYM_KEY); false stores the raw ids")
-    retention_days: int | None = Field(None, gt=0, description="delete a day's landing files once they are this many days old and their day is captured (null: keep them)")
     signal_weights: SignalWeights = Field(default_factory=SignalWeights)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
@@ -263,18 +261,6 @@ class DpoConfig(_Strict):
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (tests); None: all epochs")
 
 
-class DpoConfig(_Strict):
-    """The optional preference stage after SFT: DPO (trl) on the dataset version's preference pairs,
-    continuing the SFT LoRA adapter against a frozen copy of it."""
-
-    enabled: bool = Field(False, description="train the SFT adapter further on preference pairs; the gate sees the result")
-    beta: float = Field(0.1, gt=0, description="how far the policy may move from the SFT adapter (higher: less)")
-    epochs: float = Field(1.0, gt=0)
-    learning_rate: float = Field(5e-5, gt=0)
-    min_pairs: int = Field(50, ge=1, description="with fewer accepted pairs the stage is skipped (the SFT adapter is the candidate)")
-    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (tests); None: all epochs")
-
-
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$"
 _DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
@@ -376,7 +362,6 @@ class TrainingConfig(_Strict):
         None, ge=1, description="stop after this many evaluations without a lower validation loss and keep the best "
         "epoch's adapter; None: off (needs a validation split)")
     dpo: DpoConfig = Field(default_factory=DpoConfig)
-    dpo: DpoConfig = Field(default_factory=DpoConfig)
 
 
 class JudgeConfig(_Strict):
@@ -399,14 +384,6 @@ class JudgeConfig(_Strict):
             raise ValueError(f"expected min_calibration_items <= calibration_items (got {self.min_calibration_items} > "
                              f"{self.calibration_items})")
         return self
-    min_kappa: float = Field(
-        0.6, ge=-1, le=1, description="the gate uses the judge only while its Cohen's kappa with reviewers' verdicts is "
-        "above this")
-    min_calibration_items: int = Field(50, ge=1, description="... measured on at least this many human-decided items")
-    calibration_items: int = Field(200, ge=1, description="the most recent human-decided items the judge grades")
-    pass_min_grade: int = Field(4, ge=1, le=5, description="a judge grade (1-5) at or above this is the judge's pass")
-    reject_max_grade: int = Field(1, ge=1, le=5, description="at or below this the judge's reject; in between: fix")
-
     @model_validator(mode="after")
     def _calibration(self) -> JudgeConfig:
         if self.reject_max_grade >= self.pass_min_grade:

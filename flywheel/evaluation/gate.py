@@ -16,6 +16,7 @@ from flywheel.config import CurationConfig, EvaluationConfig
 from flywheel.core.errors import InputError
 from flywheel.core.storage import FlywheelHome
 from flywheel.core.text import last_user_text
+from flywheel.evaluation.judge_calibration import gate_metric
 from flywheel.training.data import find_eval_leaks
 
 PROMOTED, HELD, BLOCKED = "promoted", "held", "blocked"
@@ -97,9 +98,13 @@ def gate(summary: dict[str, Any], config: EvaluationConfig, leaks: Sequence[dict
 
     Intervals are the paired bootstrap over eval items widened by the training-seed spread when seed
     replicates were measured (`summary["seed_spread"]`). Slices whose minimum detectable difference is
-    wider than the tolerance are named as under-powered.
+    wider than the tolerance are named as under-powered. A `judge` primary metric votes only while its
+    calibration against reviewers holds (`judge_calibration.gate_metric`); else the reasons say why not.
     """
-    primary = config.primary_metric
+    primary, vote = gate_metric(config, summary.get("judge_calibration"))
+    if primary is None:  # the judge is the only metric and has not earned its vote
+        refused = _refusals(summary, leaks, leak_problem, frozen_hash)
+        return GateDecision(BLOCKED if refused else HELD, [*refused, str(vote)])
     overall_stats = summary["overall"].get(primary)
     if overall_stats is None:
         raise InputError(f"primary metric {primary!r} was not computed (add it to evaluation.metrics)")
@@ -112,17 +117,8 @@ def gate(summary: dict[str, Any], config: EvaluationConfig, leaks: Sequence[dict
     tol = config.slice_tolerance
     underpowered = sorted(s for s, iv in slices.items() if iv.mde > tol)
 
-    blocked: list[str] = []
+    blocked = _refusals(summary, leaks, leak_problem, frozen_hash)
     held: list[str] = []
-    if leak_problem:
-        blocked.append(f"refused: {leak_problem}")
-    if leaks:
-        shown = ", ".join(f"{x['example_id']} ({x['input'][:40]!r})" for x in list(leaks)[:5])
-        blocked.append(f"eval leak: {len(leaks)} eval item(s) appear in the candidate's training data "
-                       f"(dataset {summary.get('dataset_version')}): {shown}")
-    if frozen_hash is not None and summary.get("eval_set_hash") != frozen_hash:
-        blocked.append(f"evaluated on eval set {summary.get('eval_set_hash')}, not the frozen {frozen_hash} of eval set "
-                       f"version {summary.get('eval_set_version')}: the score cannot be compared")
     if summary["candidate"] == summary["champion"]:
         held.append(f"{summary['candidate']} is already the champion")
     if overall.high < 0:
@@ -134,7 +130,7 @@ def gate(summary: dict[str, Any], config: EvaluationConfig, leaks: Sequence[dict
         elif iv.diff < -tol:
             held.append(f"{n_text}: {primary} dropped by {-iv.diff:.4f} (more than slice_tolerance {tol:g}) but its "
                         f"interval {iv.text()} cannot tell a regression from noise: too few items to judge")
-    notes = [f"under-powered slice '{s}' ({slices[s].n} items): it can only detect differences above "
+    notes = ([vote] if vote else []) + [f"under-powered slice '{s}' ({slices[s].n} items): it can only detect differences above "
              f"{slices[s].mde:.3f}, wider than slice_tolerance {tol:g}" for s in underpowered]
     if spread:
         notes.append(f"training-seed spread of {primary} measured over {spread.get('runs', '?')} trainings: "
@@ -149,6 +145,20 @@ def gate(summary: dict[str, Any], config: EvaluationConfig, leaks: Sequence[dict
     return GateDecision(PROMOTED, [f"improvement: {head}; lower bound {overall.low:+.4f} above min_improvement "
                                    f"{config.min_improvement:g}; no slice below -{tol:g}"] + notes,
                         overall, slices, underpowered)
+
+
+def _refusals(summary: dict[str, Any], leaks: Sequence[dict[str, str]], leak_problem: str | None,
+              frozen_hash: str | None) -> list[str]:
+    """What refuses a candidate whatever its scores: an eval leak, unchecked training data, another eval set."""
+    refused = [f"refused: {leak_problem}"] if leak_problem else []
+    if leaks:
+        shown = ", ".join(f"{x['example_id']} ({x['input'][:40]!r})" for x in list(leaks)[:5])
+        refused.append(f"eval leak: {len(leaks)} eval item(s) appear in the candidate's training data "
+                       f"(dataset {summary.get('dataset_version')}): {shown}")
+    if frozen_hash is not None and summary.get("eval_set_hash") != frozen_hash:
+        refused.append(f"evaluated on eval set {summary.get('eval_set_hash')}, not the frozen {frozen_hash} of eval set "
+                       f"version {summary.get('eval_set_version')}: the score cannot be compared")
+    return refused
 
 
 def minimum_detectable_difference(scores: Sequence[float]) -> float:
