@@ -63,6 +63,8 @@ class CaptureConfig(_Strict):
     max_field_chars: int = Field(100_000, gt=0, description="longer text fields are quarantined as huge")
     orphan_tmp_after_s: float = Field(600.0, gt=0, description="a landing .tmp untouched this long was left by a killed writer and is published (more than any writer's max_age_s)")
     quarantine_rate_warn: float = Field(0.05, ge=0, le=1)
+    pseudonymize: bool = Field(True, description="replace user_id and session_id at capture by a keyed hash (HMAC-SHA256, key in $FLYWHEEL_PSEUDONYM_KEY); false stores the raw ids")
+    retention_days: int | None = Field(None, gt=0, description="delete a day's landing files once they are this many days old and their day is captured (null: keep them)")
     signal_weights: SignalWeights = Field(default_factory=SignalWeights)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     collector: CollectorConfig = Field(default_factory=CollectorConfig)

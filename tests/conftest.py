@@ -22,6 +22,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # 2026-01-01)
 for _name in ("FLYWHEEL_PROJECT", "FLYWHEEL_HOME", "FLYWHEEL_DATABASE_URL", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"):
     os.environ.pop(_name, None)
+# capture pseudonymises user and session ids with this test-only key (a test of a missing key unsets it)
+os.environ["FLYWHEEL_PSEUDONYM_KEY"] = "test-only-pseudonym-key-not-a-secret"
+os.environ.pop("FLYWHEEL_PSEUDONYM_OLD_KEYS", None)
 
 PG_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 

@@ -6,7 +6,8 @@ reason, a row timestamped on another day too), PII is redacted (`flywheel.captur
 interaction ids are quarantined as `duplicate_id`, and accepted rows are written to
 `warehouse/interactions/<day>.parquet`. No row can stop the run: whatever exception a row provokes
 in decoding, validation, redaction or conversion quarantines that row (`unexpected:<Type>` for the
-unforeseen). Rows read = rows accepted + rows quarantined.
+unforeseen). User and session ids are pseudonymised as rows are validated (`capture.pseudonymize`).
+Rows read = rows accepted + rows quarantined.
 A big day (>= `PARALLEL_MIN_BYTES`) is validated and redacted by up to 2 worker processes, a piece
 of a file each (`flywheel.capture.workers`); this process then removes duplicates and writes in file
 and line order, so the tables are the same as with one process.
@@ -27,11 +28,11 @@ from flywheel.capture.pii import PiiRedactor
 from flywheel.capture.records import INTERACTIONS, RowError
 from flywheel.capture.tables import INTERACTIONS_SCHEMA, IngestReport, QuarantineSink, RowBatch
 from flywheel.capture.validation import (
-    RowRules,
     checked_row,
     cyclic_gc_paused,
     duplicate_detail,
     rejected_row,
+    row_rules,
 )
 from flywheel.capture.workers import ingest_in_pool
 from flywheel.config import CaptureConfig
@@ -94,7 +95,7 @@ def _ingest_in_process(
 ) -> IngestReport:
     report = IngestReport(day=day, files=len(files))
     redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
-    rules = RowRules(day, config.max_field_chars)
+    rules = row_rules(day, config)
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}  # interaction_id -> file_index << 32 | line of its first row
     with (
@@ -110,7 +111,7 @@ def _ingest_in_process(
             if failed:  # never for a validated row, unless something unforeseen: read its line again
                 errors = {where[i]: exc for i, exc in failed}
                 for item in lines_at(files, set(errors)):
-                    quarantine.add(*rejected_row(item, errors[item.file_index, item.line]))
+                    quarantine.add(*rejected_row(item, errors[item.file_index, item.line], rules.pseudonyms))
             writer.write_batch(converted)
             report.rows_accepted += converted.num_rows
 
@@ -122,7 +123,7 @@ def _ingest_in_process(
                 if iid in first_seen:
                     raise RowError("duplicate_id", duplicate_detail(iid, files, first_seen[iid]))
             except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
-                quarantine.add(*rejected_row(item, exc))
+                quarantine.add(*rejected_row(item, exc, rules.pseudonyms))
                 continue
             first_seen[iid] = item.file_index << 32 | item.line
             batch.add(row, len(item.raw))

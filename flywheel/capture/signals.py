@@ -41,6 +41,7 @@ from flywheel.capture.validation import (
     decode_object,
     quarantine_row,
     rejected_row,
+    row_rules,
     validate_feedback,
 )
 from flywheel.config import CaptureConfig
@@ -153,7 +154,7 @@ def interaction_ids(home: FlywheelHome, day: str, config: CaptureConfig) -> pa.T
     path = home.warehouse(INTERACTIONS, day)
     if path.exists():
         return pq.read_table(path, columns=["interaction_id"])
-    rules = RowRules(day, config.max_field_chars)
+    rules = row_rules(day, config)  # the ids as ingestion stores them (pseudonymised)
     ids = set()
     for item in iter_landing_lines(landing_files(home, INTERACTIONS, day), Counter()):
         try:
@@ -168,7 +169,7 @@ def first_window_interactions(
 ) -> pa.Table:
     """Valid interactions of `day`'s landing files in its first `window_s` seconds (input redacted).
     Rows that ingestion of `day` quarantines are skipped (the same rules, whatever they raise)."""
-    rules = RowRules(day, config.max_field_chars)
+    rules = row_rules(day, config)  # the ids as ingestion stores them (pseudonymised)
     end_us = rules.start_us + window_s * 1_000_000
     rows: list[tuple[str, int, str, str]] = []
     seen: set[str] = set()

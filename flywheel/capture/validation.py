@@ -14,6 +14,10 @@ A row's `ts` must fall on the day of the landing folder it was read from (the SD
 under its own UTC day): a row timestamped on another day (a clock gone wrong, epoch 0, a file moved
 by hand) is quarantined as `ts_outside_partition_day` rather than filed, uncounted, under the wrong
 day; each day's tables stay a function of that day's folder alone.
+
+`user_id` and `session_id` are replaced by their pseudonyms here, as a row is validated, when the
+rules carry a `Pseudonymizer` (`row_rules`: `capture.pseudonymize`); a quarantined interaction line
+has its ids pseudonymised too (`quarantine_row`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.capture.landing import LandingLine
+from flywheel.capture.pseudonyms import Pseudonymizer, pseudonymizer
 from flywheel.capture.records import FEEDBACK_KINDS, RowError, day_of_us, day_start_us, next_day, parse_ts_us
+from flywheel.config import CaptureConfig
 from flywheel.core.records import MAX_ID_CHARS
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -47,16 +53,24 @@ _NUL_OR_SURROGATE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")  # a regex
 
 @dataclass(frozen=True, slots=True)
 class RowRules:
-    """What a landing row of `day`'s folder must satisfy: texts of at most `max_chars`, `ts` on `day`."""
+    """What a landing row of `day`'s folder must satisfy: texts of at most `max_chars`, `ts` on `day`;
+    `pseudonyms` (when given) replaces its user and session ids."""
 
     day: str
     max_chars: int
+    pseudonyms: Pseudonymizer | None = None
     start_us: int = field(init=False)
     end_us: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start_us", day_start_us(self.day))
         object.__setattr__(self, "end_us", day_start_us(next_day(self.day)))
+
+
+def row_rules(day: str, config: CaptureConfig) -> RowRules:
+    """The rules of `day`'s landing rows under the project's capture config (the pseudonym key is read
+    now: `PseudonymKeyError` when pseudonymisation is on and no key is set)."""
+    return RowRules(day, config.max_field_chars, pseudonymizer(config))
 
 
 def _not_json_constant(name: str) -> float:
@@ -142,20 +156,24 @@ def rejection(exc: Exception) -> tuple[str, str]:
     return f"unexpected:{type(exc).__name__}", str(exc)[:1000] or repr(exc)
 
 
-def quarantine_row(item: LandingLine, reason: str, detail: str) -> QuarantineRow:
-    """The quarantine row of a rejected landing line; the detail is prefixed with `<file name>:<line>: `."""
+def quarantine_row(
+    item: LandingLine, reason: str, detail: str, pseudonyms: Pseudonymizer | None = None
+) -> QuarantineRow:
+    """The quarantine row of a rejected landing line; the detail is prefixed with `<file name>:<line>: `.
+    With `pseudonyms`, the line's user and session ids are kept as pseudonyms."""
+    raw = raw_text(item.raw)
     return (
         _storable(item.source_file),
         item.line,
         reason,
         _storable(f"{Path(item.source_file).name}:{item.line}: {detail}"),
-        raw_text(item.raw),
+        raw if pseudonyms is None else pseudonyms.scrub_line(raw),
     )
 
 
-def rejected_row(item: LandingLine, exc: Exception) -> QuarantineRow:
+def rejected_row(item: LandingLine, exc: Exception, pseudonyms: Pseudonymizer | None = None) -> QuarantineRow:
     """The quarantine row of a landing line that raised `exc` anywhere on its way in."""
-    return quarantine_row(item, *rejection(exc))
+    return quarantine_row(item, *rejection(exc), pseudonyms)
 
 
 def duplicate_detail(iid: str, files: Sequence[Path], at: int) -> str:
@@ -212,6 +230,9 @@ def validate_interaction(obj: dict[str, Any], rules: RowRules) -> tuple[Any, ...
     ts_us = _ts_field(obj, rules)
     session_id = _id_field(obj, "session_id")
     user_id = _id_field(obj, "user_id")
+    if rules.pseudonyms is not None:
+        session_id = rules.pseudonyms.pseudonym("session_id", session_id)
+        user_id = rules.pseudonyms.pseudonym("user_id", user_id)
     model_version = _id_field(obj, "model_version")
     messages = obj.get("messages")
     if messages is None:

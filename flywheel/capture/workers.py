@@ -33,6 +33,7 @@ from flywheel.capture.validation import (
     duplicate_detail,
     quarantine_row,
     rejected_row,
+    row_rules,
 )
 from flywheel.config import CaptureConfig
 from flywheel.core.records import QUARANTINE_SCHEMA
@@ -81,7 +82,7 @@ def _validate_piece(job: _PieceJob) -> _PieceResult:
                 if failed:  # never for a validated row, unless something unforeseen: read its line again
                     errors = {lines[i]: exc for i, exc in failed}
                     rejected.extend(
-                        rejected_row(item, errors[item.line])
+                        rejected_row(item, errors[item.line], job.rules.pseudonyms)
                         for item in job.piece.lines(Counter())
                         if item.line in errors
                     )
@@ -93,7 +94,7 @@ def _validate_piece(job: _PieceJob) -> _PieceResult:
                 try:
                     row = checked_row(item, job.rules)
                 except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
-                    rejected.append(rejected_row(item, exc))
+                    rejected.append(rejected_row(item, exc, job.rules.pseudonyms))
                     continue
                 batch.add(row, len(item.raw))
                 lines.append(item.line)
@@ -129,7 +130,7 @@ def ingest_in_pool(
     `workers` processes, a few pieces ahead."""
     report = IngestReport(day=day, files=len(files))
     pii_kinds = tuple(config.pii.kinds) if config.pii.enabled else None
-    rules = RowRules(day, config.max_field_chars)
+    rules = row_rules(day, config)
     counts: Counter[str] = Counter()
     pii_hits: Counter[str] = Counter()
     first_seen: dict[str, int] = {}  # interaction_id -> file_index << 32 | line of its first row
@@ -164,7 +165,7 @@ def ingest_in_pool(
                         row, iid, at = duplicates[item.line]
                         keep[row] = False
                         rejected.append(
-                            quarantine_row(item, "duplicate_id", duplicate_detail(iid, files, at))
+                            quarantine_row(item, "duplicate_id", duplicate_detail(iid, files, at), rules.pseudonyms)
                         )
                         pii_hits.subtract(_pii_hits_of(item, rules, pii_kinds))
                 rejected.sort(key=lambda r: r[1])

@@ -89,6 +89,7 @@ LIGHT_FLYWHEEL = {
     "flywheel.capture.records",
     "flywheel.core",
     "flywheel.core.errors",
+    "flywheel.core.permissions",
 }
 
 
