@@ -34,6 +34,7 @@ from flywheel.evaluation.eval_set import (
 from flywheel.evaluation.gate import GateDecision, gate, training_data_leaks
 from flywheel.evaluation.generation import champion_answers, generate_answers, generation_model
 from flywheel.evaluation.judge import make_judge
+from flywheel.evaluation.judge_calibration import calibrate_judge, gate_metric
 from flywheel.evaluation.metrics import BOOTSTRAP_SEED, score_answers, summarize
 from flywheel.evaluation.report import answers_table
 from flywheel.evaluation.seed_spread import (
@@ -43,6 +44,7 @@ from flywheel.evaluation.seed_spread import (
     replicate_differences,
     spread_of,
 )
+from flywheel.labeling.store import ReviewStore
 from flywheel.models import history, registry
 from flywheel.models.artifact import ModelArtifact, eval_set_hash, read_artifact, read_candidate
 from flywheel.models.serving import export_champion
@@ -66,11 +68,13 @@ def evaluate_candidate(
     eval_info: dict[str, Any],
     champion: ModelArtifact | None,
     frozen_hash: str | None = None,
+    db_url: str | None = None,
 ) -> EvaluationOutcome:
     """Generate and score the candidate's and the champion's (or base model's) answers on the fixed
     set, summarise per slice with bootstrap CIs, measure the training-seed spread on the candidate's
     seed replicates (pooled with earlier evaluations), check for eval leaks and the frozen eval-set
-    hash, apply the gate, and write `reports/evaluations/<candidate>/answers.parquet` and `summary.json`."""
+    hash, apply the gate, and write `reports/evaluations/<candidate>/answers.parquet` and `summary.json`.
+    With a judge and `db_url` the judge is first calibrated against the reviewers' verdicts there."""
     cfg = project.evaluation
     items = eval_items(eval_table)
     prompts = [it.prompt for it in items]
@@ -95,6 +99,8 @@ def evaluate_candidate(
     try:
         cand_scores = score_answers(items, cand_answers, cfg.metrics, rule, judge)
         champ_scores = score_answers(items, champ_answers, cfg.metrics, rule, judge)
+        calibration = (calibrate_judge(judge, ReviewStore(db_url), cfg.judge).as_dict()
+                       if judge is not None and cfg.judge is not None and db_url else None)
     finally:
         if judge is not None:
             judge.close()
@@ -116,10 +122,11 @@ def evaluate_candidate(
         "champion_answers_cached": cached,
         "created_at": datetime.now(UTC).isoformat(),
         **summarize(items, cand_scores, champ_scores, cfg.bootstrap_samples),
+        "judge_calibration": calibration,
     }
     replicates = replicate_artifacts(home, candidate, cfg.seed_replicates)
     if replicates:
-        primary = cfg.primary_metric
+        primary = gate_metric(cfg, calibration)[0] or cfg.primary_metric
         main = {"version": candidate.version, "overall": summary["overall"][primary]["diff"],
                 "slices": {sl: v["metrics"][primary]["diff"] for sl, v in summary["slices"].items()}}
         diffs = replicate_differences(home, replicates, items, champ_scores[primary], primary, cfg.max_new_tokens,
@@ -190,7 +197,7 @@ def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str
     champion = read_artifact(home, champ.version, champ.adapter_path) if champ else None
     frozen = registry.frozen_eval_set(db_url, info["eval_set_version"])
     outcome = evaluate_candidate(project, home, candidate, table, info, champion,
-                                 frozen["content_hash"] if frozen else None)
+                                 frozen["content_hash"] if frozen else None, db_url)
     s = outcome.summary
     scores = {
         "overall": {m: v["candidate"] for m, v in s["overall"].items()},
