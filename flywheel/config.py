@@ -33,11 +33,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+PiiKind = Literal["secret", "email", "iban", "card", "ssn", "passport", "dob", "address", "person", "ip", "phone"]
+
+
 class PiiConfig(_Strict):
+    """What capture redacts (`flywheel.capture.pii`), and the NER pass where rows become training data."""
+
     enabled: bool = True
-    kinds: list[Literal["email", "phone", "card", "secret", "ip"]] = Field(
-        default_factory=lambda: ["email", "phone", "card", "secret", "ip"]
-    )
+    kinds: list[PiiKind] = Field(default_factory=lambda: list(typing.get_args(PiiKind)))
+    allow: list[str] = Field(default_factory=list, description="never redacted: the product's own e-mail addresses, e-mail domains (nimbus.example) and phone numbers")
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR", "IN"], description="ISO 3166 regions whose national phone numbers are recognised")
+    ner: bool = Field(True, description="run NER on rows entering a labeling batch, a dataset version or the eval set, and on fixed answers")
+    ner_models: list[str] = Field(default_factory=lambda: ["en_core_web_sm"], description="spaCy pipelines to try, the first installed one is used")
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not re.fullmatch(r"[A-Z]{2}", r)]
+        if bad:
+            raise ValueError(f"phone regions are ISO 3166 codes such as US, DE; got {bad}")
+        return value
 
 
 class SignalWeights(_Strict):

@@ -100,11 +100,12 @@ def parse_examples(content: str | None) -> list[Any]:
     if fenced:
         text = fenced.group(1).strip()
     data: Any = None
-    for candidate in (text, text[text.find("{"):text.rfind("}") + 1], text[text.find("["):text.rfind("]") + 1]):
+    spans = sorted((text.find(o), o, c) for o, c in (("{", "}"), ("[", "]")) if o in text)
+    for candidate in (text, *(text[i:text.rfind(c) + 1] for i, _, c in spans)):
         try:
             data = json.loads(candidate)
             break
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     if data is None:
         raise ReplyError("unparseable_reply", f"not JSON: {content[:120]!r}")
