@@ -15,8 +15,10 @@ from typing import Any
 import dagster as dg
 
 from assets.metadata import png_metadata
+from assets.partitions import quarterly_partitions
 from assets.resources import FlywheelResource
 from flywheel.core.markdown import markdown_table
+from flywheel.core.quarters import quarter_cutoff, quarter_label
 from flywheel.curation.admission import admission_markdown, materialize_source, verify_admission
 from flywheel.curation.build import CurationError, build_training_dataset
 from flywheel.curation.card import (
@@ -82,12 +84,16 @@ def distilled_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
     group_name=GROUP,
     kinds={"python", "parquet"},
     deps=[*SOURCE_ASSETS, dg.AssetKey("reviewed_examples"), dg.AssetKey("fixed_eval_set")],
+    partitions_def=quarterly_partitions,
 )
 def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Every source merged and curated (format, rubric rules and answer format, duplicates, conflicts,
-    decontamination, balance, size) into `datasets/<version>/` (version = content hash), with a dataset card."""
+    decontamination, balance, size) into `datasets/<version>/` (version = content hash), with a dataset card.
+    One partition per quarter: what was captured and reviewed before the quarter's end (the current quarter:
+    everything so far); the newest quarter's version becomes `datasets/LATEST`."""
     try:
-        build = build_training_dataset(flywheel.project(), flywheel.home(), flywheel.db_url())
+        build = build_training_dataset(flywheel.project(), flywheel.home(), flywheel.db_url(),
+                                       quarter=context.partition_key)
     except CurationError as exc:
         raise dg.Failure(description=str(exc)) from exc
     dv = build.version
@@ -96,6 +102,8 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         context.log.warning(w)
     return dg.MaterializeResult(metadata={
         "version": m["version"],
+        "quarter": quarter_label(context.partition_key),
+        "reviewed_weeks_until": quarter_cutoff(context.partition_key).date().isoformat(),
         "content_hash": m["content_hash"],
         "rows": m["counts"]["train"],
         "input_rows": m["counts"]["input"],

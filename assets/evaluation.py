@@ -5,7 +5,9 @@ regression gate, and the champion promotion (a separate asset, so a failed gate 
 import dagster as dg
 
 from assets.metadata import png_metadata
+from assets.partitions import quarterly_partitions
 from assets.resources import FlywheelResource
+from flywheel.core.quarters import quarter_label
 from flywheel.evaluation.cycle import (
     PromotionRefused,
     candidate_verdict,
@@ -15,6 +17,12 @@ from flywheel.evaluation.cycle import (
 )
 from flywheel.evaluation.cycle import build_fixed_eval_set as build_eval_set
 from flywheel.evaluation.eval_set import EVAL_SET, NO_SLICE, read_eval_set_info
+from flywheel.evaluation.quarters import (
+    promotion_refusal,
+    quarter_candidate,
+    quarters_markdown,
+    record_quarter_verdict,
+)
 from flywheel.evaluation.report import slice_counts_markdown, summary_markdown, worst_regressions_markdown
 from flywheel.models import history, registry
 
@@ -109,16 +117,19 @@ OUTCOME_TAG = "flywheel/outcome"
 
 
 @dg.asset(group_name="evaluation", kinds={"pytorch", "parquet"}, deps=["lora_adapter", fixed_eval_set],
+          partitions_def=quarterly_partitions,
           check_specs=[dg.AssetCheckSpec("gate_verdict", asset="candidate_evaluation",
                                          description="the gate's verdict: promoted | held | blocked, with its reasons")])
 def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Answers of the candidate (base + LoRA), of its seed replicates and of the champion (or the base
     model) on every fixed eval item, scored per slice with paired-bootstrap intervals widened by the
     training-seed spread; the gate's verdict (promoted | held | blocked) is this asset's check and the
-    run's `flywheel/outcome` tag. Held and blocked are outcomes: the run succeeds, the champion stays."""
-    project, home = flywheel.project(), flywheel.home()
-    outcome = run_evaluation_cycle(project, home, flywheel.db_url())
+    run's `flywheel/outcome` tag. Held and blocked are outcomes: the run succeeds, the champion stays.
+    One partition per quarter: the quarter's model, its score recorded on the quarter (`score_by_quarter`)."""
+    project, home, quarter = flywheel.project(), flywheel.home(), context.partition_key
+    outcome = run_evaluation_cycle(project, home, flywheel.db_url(), candidate=quarter_candidate(home, quarter))
     s, primary, decision = outcome.summary, outcome.summary["primary_metric"], outcome.decision
+    record_quarter_verdict(home, quarter, s, decision)
     o = s["overall"][primary]
     context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: decision.outcome})
     context.log.info(f"{s['candidate']} vs {s['champion']}: {primary} {o['candidate']:.4f} vs {o['champion']:.4f}; "
@@ -135,6 +146,7 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
     return dg.MaterializeResult(
         metadata={
             "outcome": decision.outcome,
+            "quarter": quarter_label(quarter),
             "candidate": s["candidate"],
             "champion": s["champion"],
             "eval_set_hash": s["eval_set_hash"],
@@ -153,6 +165,7 @@ def candidate_evaluation(context: dg.AssetExecutionContext, flywheel: FlywheelRe
             "worst_regressions": dg.MetadataValue.md(worst_regressions_markdown(outcome.answers, primary)),
             "score_history": png_metadata(str(outcome.report_dir / "score_history.png"), "score history"),
             "score_history_table": dg.MetadataValue.md(history.score_history_markdown(outcome.history)),
+            "score_by_quarter": dg.MetadataValue.md(quarters_markdown(home)),
             "answers": dg.MetadataValue.path(str(outcome.report_dir / "answers.parquet")),
             "summary": dg.MetadataValue.path(str(outcome.report_dir / "summary.json")),
         },
@@ -166,8 +179,11 @@ def _bullets(lines: list[str]) -> str:
 
 @dg.asset_check(asset=candidate_evaluation, blocking=False,
                 description="the gate re-applied: a fresh eval-leak look and the frozen eval-set hash")
-def gate_recheck(flywheel: FlywheelResource) -> dg.AssetCheckResult:
-    candidate, summary, decision, leaked = check_candidate_gate(flywheel.project(), flywheel.home(), flywheel.db_url())
+def gate_recheck(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    home = flywheel.home()
+    quarter = context.partition_key if context.has_partition_key else None
+    candidate, summary, decision, leaked = check_candidate_gate(
+        flywheel.project(), home, flywheel.db_url(), candidate=quarter_candidate(home, quarter) if quarter else None)
     return dg.AssetCheckResult(
         passed=decision.outcome == (summary.get("gate") or {}).get("outcome"),
         severity=dg.AssetCheckSeverity.WARN,
@@ -177,19 +193,25 @@ def gate_recheck(flywheel: FlywheelResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset(group_name="evaluation", kinds={"sqlite", "python"}, deps=[candidate_evaluation], output_required=False)
+@dg.asset(group_name="evaluation", kinds={"sqlite", "python"}, deps=[candidate_evaluation], output_required=False,
+          partitions_def=quarterly_partitions)
 def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource):  # noqa: ANN201 (generator)
-    """Promote a candidate the gate promoted: registry status champion (the old one retired),
-    `models/champion.json` and `reports/serving.md` with the vLLM command. A held or blocked candidate
-    leaves the champion untouched and this asset is skipped (not failed)."""
-    home = flywheel.home()
-    candidate, outcome, reasons = candidate_verdict(home)
+    """Promote the quarter's candidate when the gate promoted it and the quarter is the newest retrained one:
+    registry status champion (the old one retired), `models/champion.json` and `reports/serving.md` with the
+    vLLM command. A held or blocked candidate, or a past quarter's (a backfill), leaves the champion untouched
+    and this asset is skipped (not failed)."""
+    home, quarter = flywheel.home(), context.partition_key
+    candidate, outcome, reasons = candidate_verdict(home, quarter_candidate(home, quarter))
     if outcome != "promoted":
         context.log.info(f"{candidate.version} was {outcome}: the champion stays ({'; '.join(reasons[:2])})")
         return
+    refusal = promotion_refusal(home, quarter)
+    if refusal:
+        context.log.info(f"{candidate.version} passed the gate, the champion stays: {refusal}")
+        return
     try:
         promotion = promote_candidate(flywheel.project(), home, flywheel.db_url(),
-                                      actor=f"dagster run {context.run_id[:8]} (champion_model)")
+                                      actor=f"dagster run {context.run_id[:8]} (champion_model)", candidate=candidate)
     except PromotionRefused as exc:
         raise dg.Failure(description=str(exc)) from exc
     record, info = promotion.record, promotion.serving
@@ -198,6 +220,7 @@ def champion_model(context: dg.AssetExecutionContext, flywheel: FlywheelResource
     yield dg.MaterializeResult(
         metadata={
             "champion": record.version,
+            "quarter": quarter_label(quarter),
             "promoted_by": record.promoted_by or "",
             "reason": record.reason or "",
             "adapter_path": dg.MetadataValue.path(info["path"]),

@@ -8,10 +8,13 @@ import dagster as dg
 
 import flywheel
 from assets.metadata import png_metadata, svg_metadata
+from assets.partitions import quarterly_partitions
 from assets.resources import FlywheelResource
+from assets.training_launch import run_training
+from flywheel.core.quarters import quarter_label, read_quarter, update_quarter
 from flywheel.evaluation.eval_set import EVAL_SET
 from flywheel.training.report import training_report
-from flywheel.training.request import TrainingRequest, latest_dataset_version
+from flywheel.training.request import TrainingRequest
 from flywheel.training.trainer import LOSS_PNG
 
 REPO_ROOT = Path(flywheel.__file__).resolve().parents[1]
@@ -49,9 +52,10 @@ def training_command(request: TrainingRequest) -> list[str]:
     kinds={"python", "pytorch"},
     deps=["training_dataset", "fixed_eval_set"],
     tags={"flywheel/gpu": "optional"},
+    partitions_def=quarterly_partitions,
 )
 def lora_adapter(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
-    """LoRA SFT (peft + trl) of the configured base model on the newest `training_dataset` version.
+    """LoRA SFT (peft + trl) of the configured base model on the quarter's `training_dataset` version.
 
     Runs `python -m flywheel.training` through Dagster Pipes (a subprocess here, a GPU pod in a
     deployment); the process refuses eval-set leaks and empty assistant masks before training, writes
@@ -63,21 +67,26 @@ def lora_adapter(context: dg.AssetExecutionContext, flywheel: FlywheelResource) 
     eval_path = home.warehouse(*EVAL_SET)
     if not eval_path.is_file():
         raise dg.Failure(f"{eval_path}: the fixed eval set is missing; materialize fixed_eval_set first")
+    quarter = context.partition_key
+    dataset_version = read_quarter(home, quarter).get("dataset_version")
+    if not dataset_version:
+        raise dg.Failure(f"{quarter_label(quarter)}: no dataset version passed the blocking checks for this quarter; "
+                         "materialize training_dataset for it first")
     request = TrainingRequest(
         home=str(home.root),
         training=project.training,
-        dataset_version=latest_dataset_version(home),
+        dataset_version=str(dataset_version),
         eval_set_path=str(eval_path),
         seed_replicates=project.evaluation.seed_replicates,
         leak_rule=project.curation,
     )
-    client = dg.PipesSubprocessClient(
-        cwd=str(REPO_ROOT), env={"PYTHONPATH": str(REPO_ROOT), "TOKENIZERS_PARALLELISM": "false"}
-    )
-    invocation = client.run(context=context, command=training_command(request))
+    invocation = run_training(context, request, training_command(request), REPO_ROOT)  # assets/training_launch.py
     result = invocation.get_materialize_result()
     metadata = dict(result.metadata or {})
     path_value = metadata.get("path")
     model_path = Path(str(path_value.value if isinstance(path_value, dg.MetadataValue) else path_value))
+    version_value = metadata.get("version")
+    update_quarter(home, quarter, model_version=str(getattr(version_value, "value", version_value) or model_path.name))
     metadata.update(training_facts(model_path))
+    metadata["quarter"] = quarter_label(quarter)
     return dg.MaterializeResult(metadata=metadata, data_version=result.data_version)

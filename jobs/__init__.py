@@ -1,10 +1,12 @@
-"""Asset jobs: daily_capture, weekly_labeling, weekly_reviewed_examples, source_admission, retrain."""
+"""Asset jobs: daily_capture, weekly_labeling, weekly_reviewed_examples, source_admission, retrain (quarterly).
 
-import json
+Each job's partitions are those of its assets (daily, weekly, the retrain chain's quarters).
+"""
 
 import dagster as dg
 
-from assets.partitions import CODE_LOCATION_PROJECT, daily_partitions, weekly_partitions
+from assets.partitions import CODE_LOCATION_PROJECT
+from flywheel.training.pod_spec import retrain_run_tags
 
 # Every run executes its steps one after another in the run's own process: a process per step would load
 # the code location again for each (seconds apiece, minutes for a backfill of small days). Training still
@@ -17,7 +19,6 @@ daily_capture = dg.define_asset_job(
     "daily_capture",
     executor_def=RUN_EXECUTOR,
     selection=dg.AssetSelection.groups("capture"),
-    partitions_def=daily_partitions,
     description="Read a day's landing files: interactions (validated, PII-redacted) and their signals.",
 )
 
@@ -25,7 +26,6 @@ weekly_labeling = dg.define_asset_job(
     "weekly_labeling",
     executor_def=RUN_EXECUTOR,
     selection=dg.AssetSelection.assets("labeling_batch"),
-    partitions_def=weekly_partitions,
     description="Select the week's review batch: corrections, negatives, low-confidence, a control sample.",
 )
 
@@ -33,38 +33,23 @@ weekly_reviewed_examples = dg.define_asset_job(
     "weekly_reviewed_examples",
     executor_def=RUN_EXECUTOR,
     selection=dg.AssetSelection.assets("reviewed_examples"),
-    partitions_def=weekly_partitions,
     description="Turn a completed review batch into training examples.",
 )
 
-# The GPU request of a retrain run, read by the K8s run launcher (dagster-k8s) from the run's tags:
-# the run pod gets one GPU, so the training subprocess (Dagster Pipes) runs on it. Ignored when runs
-# execute locally (`make ui`, `flywheel demo`). The project's `training.device_tags` are laid over
-# these (a key there replaces the default's); see docs/deploy.md.
-DEFAULT_RETRAIN_RUN_TAGS: dict[str, str] = {
-    "dagster-k8s/config": json.dumps(
-        {
-            "container_config": {
-                "resources": {
-                    "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
-                    "limits": {"memory": "64Gi", "nvidia.com/gpu": "1"},
-                }
-            },
-            "pod_spec_config": {
-                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            },
-        },
-        sort_keys=True,
-    ),
-    "flywheel/gpu": "1",
-}
-RETRAIN_RUN_TAGS: dict[str, str] = DEFAULT_RETRAIN_RUN_TAGS | dict(CODE_LOCATION_PROJECT.training.device_tags)
+# The retrain run's tags, built from the project's `training.pod` (flywheel/training/pod_spec.py): with
+# `launcher: subprocess` they ask the K8s run launcher (dagster-k8s) for a GPU run pod, where the training
+# subprocess (Dagster Pipes) runs; with `launcher: k8s` the run pod stays small and training gets a GPU pod
+# of its own. `flywheel/gpu` lets the run queue hold one retrain at a time; `training.device_tags` are laid
+# over. Ignored when runs execute locally (`make ui`, `flywheel demo`); see docs/deploy.md.
+RETRAIN_RUN_TAGS: dict[str, str] = retrain_run_tags(CODE_LOCATION_PROJECT.training)
 
 retrain = dg.define_asset_job(
     "retrain",
     executor_def=RUN_EXECUTOR,
     selection=dg.AssetSelection.groups("curation", "training", "evaluation"),
-    description="Dataset -> LoRA adapter -> evaluation on the fixed set -> gate -> promotion.",
+    description="One quarter: dataset (what was captured and reviewed before the quarter's end) -> LoRA adapter -> "
+    "evaluation on the fixed set -> gate -> promotion (the newest quarter only; a backfill of past quarters scores "
+    "them and leaves the champion alone).",
     tags=RETRAIN_RUN_TAGS,
 )
 

@@ -10,10 +10,12 @@ point (`DagsterOrchestrator.record_champion_change`).
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from flywheel.core.errors import StateError
+from flywheel.core.quarters import current_quarter
 
 CHAMPION_ASSET = dg.AssetKey("champion_model")
 
@@ -23,9 +25,10 @@ def record_champion_change(
 ) -> None:
     """Report a runless `champion_model` materialization: `version` became champion by `action`
     (promoted | forced | rollback), done by `by`, because `reason`. Without `instance` the one in
-    `$DAGSTER_HOME` is used; StateError when that is not set."""
+    `$DAGSTER_HOME` is used; StateError when that is not set. Recorded on the current quarter's partition."""
     event = dg.AssetMaterialization(
         asset_key=CHAMPION_ASSET,
+        partition=current_quarter(datetime.now(UTC)),
         description=f"{action} outside a run: {version} is the champion",
         metadata={"champion": version, "action": action, "promoted_by": by, "reason": reason,
                   "recorded_by": "flywheel CLI (no run)"},

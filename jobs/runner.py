@@ -29,17 +29,31 @@ from dagster._core.remote_origin import (
 )
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from assets.partitions import daily_partitions, weekly_partitions
+from assets.partitions import daily_partitions, quarterly_partitions, weekly_partitions
 from assets.resources import FlywheelResource
+from flywheel.core.errors import InputError
+from flywheel.core.quarters import quarters_between
 
 CODE_LOCATION = "flywheel"  # workspace.yaml's location_name, pyproject's [tool.dg.project] code_location_name
 DEFINITIONS_MODULE = "definitions"
-BACKFILL_JOBS = {"capture": "daily_capture", "labeling": "weekly_labeling", "reviewed": "weekly_reviewed_examples"}
+BACKFILL_JOBS = {"capture": "daily_capture", "labeling": "weekly_labeling", "reviewed": "weekly_reviewed_examples",
+                 "retrain": "retrain"}
 WEEKLY_STEPS = {"labeling", "reviewed"}
 
 
 def partition_keys(step: str, start: str, end: str) -> list[str]:
-    """The partition keys of `step` between two days (inclusive): every day, or every week's Monday."""
+    """The partition keys of `step` between two days (inclusive): every day, every week's Monday, or every
+    quarter's first day (`retrain`, which also takes quarters as 2026-Q3)."""
+    if step == "retrain":
+        try:
+            keys = quarters_between(start, end)
+        except InputError as exc:
+            raise ValueError(f"--from/--to: {exc}") from None
+        partitions = quarterly_partitions
+        first_key, last_key = partitions.get_first_partition_key(), partitions.get_last_partition_key()
+        if first_key is None or last_key is None or keys[0] < first_key or keys[-1] > last_key:
+            raise ValueError(f"{keys[0]}..{keys[-1]} is outside the retrain quarters ({first_key}..{last_key})")
+        return keys
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:

@@ -4,8 +4,9 @@ Times and the time zone come from `AutomationConfig` (the `automation:` section 
 the project the code location is built for (`assets.partitions.CODE_LOCATION_PROJECT`: Dagster needs a
 schedule's cron and time zone when the code location loads, like the partitions' start date).
 
-Partition keys stay UTC whatever the time zone: a tick picks the last *complete* UTC day (capture) or
-the last complete Monday-to-Sunday week (labeling) at its scheduled time.
+Partition keys stay UTC whatever the time zone: a tick picks the last *complete* UTC day (capture), the
+last complete Monday-to-Sunday week (labeling) or the quarter that just closed (retrain) at its scheduled
+time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dagster as dg
 
 from assets.partitions import CODE_LOCATION_PROJECT
 from flywheel.config import AutomationConfig
+from flywheel.core.quarters import closed_quarter, quarter_label
 from flywheel.ops.monitoring import week_monday
 from jobs import daily_capture, retrain, weekly_labeling
 
@@ -28,10 +30,6 @@ def last_complete_day(at: datetime) -> str:
 def last_complete_week(at: datetime) -> str:
     """The Monday key of the last complete UTC week before `at`."""
     return (week_monday(at.astimezone(UTC).date()) - timedelta(days=7)).isoformat()
-
-
-def quarter_of(at: datetime) -> str:
-    return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
 
 
 def build_calendar_schedules(automation: AutomationConfig) -> list[dg.ScheduleDefinition]:
@@ -68,13 +66,14 @@ def build_calendar_schedules(automation: AutomationConfig) -> list[dg.ScheduleDe
         execution_timezone=tz,
         job=retrain,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="First day of each quarter: rebuild the dataset, retrain, evaluate, gate, promote.",
+        description="First day of each quarter: retrain the quarter that just closed (dataset, adapter, "
+        "evaluation, gate, promotion).",
     )
     def quarterly_retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        quarter = quarter_of(context.scheduled_execution_time)
+        quarter = closed_quarter(context.scheduled_execution_time)
         return dg.RunRequest(
-            run_key=f"retrain:{quarter}",
-            tags={"flywheel/trigger": "schedule", "flywheel/reason": f"quarterly retrain {quarter}"},
+            run_key=f"retrain:{quarter}", partition_key=quarter,
+            tags={"flywheel/trigger": "schedule", "flywheel/reason": f"quarterly retrain {quarter_label(quarter)}"},
         )
 
     return [daily_capture_schedule, weekly_labeling_schedule, quarterly_retrain_schedule]

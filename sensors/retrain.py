@@ -2,7 +2,7 @@
 
 The rule lives in `flywheel.ops.monitoring.decide_retrain`; this sensor reads the project's `automation`
 settings at tick time (never at import), keeps the last trigger in its cursor (cooldown), and puts
-the reason in the run's tags.
+the reason in the run's tags. It retrains the current quarter (the open partition of the retrain chain).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.resources import FlywheelResource
+from flywheel.core.quarters import current_quarter
 from flywheel.ops.monitoring import MetricCursor, champion_promoted_at, decide_retrain, run_key
 from jobs import retrain
 
@@ -38,7 +39,7 @@ def metric_drop_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelRe
     if not decision.retrain:
         return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason))
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key(now), tags=decision.tags())],
+        run_requests=[dg.RunRequest(run_key=run_key(now), partition_key=current_quarter(now), tags=decision.tags())],
         cursor=MetricCursor(last_triggered=now.isoformat(), last_reason=decision.reason).dump(),
     )
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from flywheel.cli.app import app
 from flywheel.cli.output import console, fail
 from flywheel.core.errors import StateError
+from flywheel.core.quarters import quarter_label
 from flywheel.core.storage import DATABASE_URL_ENV, HOME_ENV, FlywheelHome
 from flywheel.demo.cycles import DemoError
 from flywheel.demo.project import DEFAULT_TRAINING_SEED, DEMO_PROJECT_DIR, reset_home
@@ -119,7 +120,7 @@ def demo(
         sources = " ".join(f"{short.get(k, k)} {v}" for k, v in sorted(c.by_source.items()))
         if c.held_out:
             sources += f" (held out: {', '.join(c.held_out)})"
-        table.add_row(f"{c.number} {c.name}", c.trigger, f"{c.served.negative_rate:.0%}" if c.served else "-", sources,
+        table.add_row(f"{c.number} {c.name}", f"{c.trigger} {quarter_label(c.quarter)}" if c.quarter else c.trigger, f"{c.served.negative_rate:.0%}" if c.served else "-", sources,
                       *(f"{c.scores.get(k, float('nan')):.3f}" for k in ("overall", "clean", "messy", "edge_case")),
                       interval_text(c), verdict_text(c, 90), style=styles.get(c.outcome, ""))
     console.print(table)
@@ -129,12 +130,17 @@ def demo(
 
 @app.command()
 def backfill(
-    step: str = typer.Argument(..., help="capture (daily partitions) or labeling (weekly, Monday keys)"),
-    start: str = typer.Option(..., "--from", help="first day YYYY-MM-DD"),
-    end: str = typer.Option(..., "--to", help="last day YYYY-MM-DD (inclusive)"),
+    step: str = typer.Argument(..., help="capture (daily partitions), labeling / reviewed (weekly, Monday keys) "
+                               "or retrain (quarters)"),
+    start: str = typer.Option(..., "--from", help="first day YYYY-MM-DD (retrain: also a quarter, 2026-Q1)"),
+    end: str = typer.Option(..., "--to", help="last day YYYY-MM-DD, inclusive (retrain: also a quarter, 2026-Q2)"),
 ) -> None:
     """Run a job's partitions one by one through the Dagster instance ($DAGSTER_HOME, default ./.dagster),
-    oldest first. The same as `dagster job backfill -j daily_capture --partitions ...` or a UI backfill."""
+    oldest first. The same as `dagster job backfill -j daily_capture --partitions ...` or a UI backfill.
+
+    A retrain backfill rebuilds each quarter's dataset from what was captured and reviewed before its end,
+    trains and scores it on the frozen eval set, and leaves the champion alone unless the newest quarter
+    passes the gate: it measures a change (a curation rule, the recipe) across past quarters."""
     orchestrator = _orchestrator()
     try:
         job, keys = orchestrator.backfill_plan(step, start, end)
@@ -147,6 +153,7 @@ def backfill(
         outcome = runner.run(job, partition_key=key, tags={"flywheel/trigger": "backfill"})
         failed += not outcome.success
         mark = "[green]ok[/]" if outcome.success else "[red]failed[/]"
-        console.print(f"{job} {key}: {mark} run {outcome.run_id}")
+        verdict = (outcome.materialized.get("candidate_evaluation") or {}).get("outcome")
+        console.print(f"{job} {key}: {mark} run {outcome.run_id}" + (f" ({verdict})" if verdict else ""))
     if failed:
         fail(f"{failed} of {len(keys)} partitions failed", code=1)

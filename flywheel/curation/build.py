@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flywheel.capture.records import INTERACTIONS
 from flywheel.config import ProjectConfig
 from flywheel.core.errors import InputError
+from flywheel.core.quarters import (
+    newest_quarter,
+    parse_quarter,
+    quarter_cutoff,
+    quarter_label,
+    update_quarter,
+)
 from flywheel.core.storage import FlywheelHome
 from flywheel.curation.admission import admission_plan
 from flywheel.curation.context import FileAdmission, ReviewInputs
@@ -48,6 +56,7 @@ class TrainingDatasetBuild:
     result: CurationResult
     review_batch: str | None = None
     conflict_batch: str | None = None
+    quarter: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -56,10 +65,32 @@ class TrainingDatasetBuild:
         return list((self.result.ctx.reviews.admission or {}).values())
 
 
-def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: str) -> TrainingDatasetBuild:
+def reviewed_files(home: FlywheelHome, cutoff: dt.date | None = None) -> list[Path]:
+    """The weekly `reviewed_examples` files, with `cutoff` only the weeks that ended by then."""
+    files = sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet"))
+    if cutoff is None:
+        return files
+    kept = []
+    for f in files:
+        try:
+            monday = dt.date.fromisoformat(f.stem)
+        except ValueError:
+            continue
+        if monday + dt.timedelta(days=7) <= cutoff:
+            kept.append(f)
+    return kept
+
+
+def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: str,
+                           quarter: str | None = None) -> TrainingDatasetBuild:
     """Curate every source of `project` into a new dataset version under `home` and register its review
     batches in the decision store at `db_url`. Refuses (CurationError) while the rubric is unwritten.
     Rows of synthetic / distilled files not admitted are held out; conflict verdicts are applied.
+
+    With `quarter` (a retrain partition), only what was captured and reviewed before the quarter's end
+    is read: the weeks of reviewed examples that ended by then, production inputs of earlier days and
+    conflict verdicts given before it (source files and their admission are read as they are now). The
+    version is recorded as the quarter's dataset; `datasets/LATEST` moves only for the newest quarter.
 
     A batch that cannot be registered is a warning, not a failure: the version's files
     (`review_sample.jsonl`, `conflicts.parquet`) are written either way, and the conflicts check reports
@@ -68,20 +99,31 @@ def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: s
     if problem:
         raise CurationError(f"refusing to build a training dataset: {problem}")
     rubric = rubric_text(project)
+    quarter = parse_quarter(quarter) if quarter else None
+    cutoff = quarter_cutoff(quarter) if quarter else None
     files = [home.warehouse(t, "all") for t in SOURCE_TABLES]
-    files += sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet"))
+    files += reviewed_files(home, cutoff.date() if cutoff else None)
     eval_items = read_eval_items(home.warehouse(*FIXED_EVAL_SET))
-    prod_inputs, prod_versions = recent_production_inputs(home.warehouse(INTERACTIONS))
+    prod_inputs, prod_versions = recent_production_inputs(home.warehouse(INTERACTIONS),
+                                                          until=cutoff.date() if cutoff else None)
     examples = read_examples(files)
     store = ReviewStore(db_url)  # unreadable decisions fail the build: nothing may train unreviewed
-    verdicts, conflict_batches = read_conflict_verdicts(store)
+    verdicts, conflict_batches = read_conflict_verdicts(store, until=cutoff)
     reviews = ReviewInputs(admission_plan(store, examples, project.curation, rubric), verdicts, conflict_batches)
     result = curate(examples, project.curation, eval_items, prod_versions, reviews=reviews)
+    newest = newest_quarter(home)
     dv = write_dataset_version(
         home, result, rubric_text=rubric, rubric_path=str(project.resolve(project.rubric)), rubric_problem=problem,
         production_inputs=prod_inputs, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        move_latest=quarter is None or newest is None or quarter >= newest,
     )
-    build = TrainingDatasetBuild(dv, result)
+    build = TrainingDatasetBuild(dv, result, quarter=quarter)
+    if quarter and not dv.blocking_failures:
+        update_quarter(home, quarter, dataset_version=dv.version, cutoff=cutoff.isoformat() if cutoff else None,
+                       reviewed_weeks=[f.stem for f in files if f.parent.name == REVIEWED_ASSET])
+    elif quarter:
+        build.warnings.append(f"{quarter_label(quarter)}: dataset {dv.version} fails a blocking rule; "
+                              "the quarter keeps its previous dataset")
     try:
         build.review_batch = register_review_sample(db_url, dv, rubric, seed=project.curation.seed)
     except Exception as exc:  # the sample file is written either way; the batch is a convenience

@@ -50,16 +50,19 @@ INPUT_LENGTHS_PNG = "input_lengths.png"
 KINDS = ("short", "lower_case", "typo_laden", "abbreviation_heavy", "no_punctuation", "question")
 
 
-def recent_production_inputs(warehouse_dir: str | Path, weeks: int = 4) -> tuple[list[str], set[str]]:
-    """`input_text` of the last `weeks` weeks of interaction partitions (by the newest day present),
-    and the model versions seen in them."""
+def recent_production_inputs(warehouse_dir: str | Path, weeks: int = 4,
+                             until: dt.date | None = None) -> tuple[list[str], set[str]]:
+    """`input_text` of the last `weeks` weeks of interaction partitions (by the newest day present before
+    `until`, when given), and the model versions seen in them."""
     files = sorted(Path(warehouse_dir).glob("*.parquet"))
     days = []
     for f in files:
         try:
-            days.append((dt.date.fromisoformat(f.stem), f))
+            day = dt.date.fromisoformat(f.stem)
         except ValueError:
             continue
+        if until is None or day < until:
+            days.append((day, f))
     if not days:
         return [], set()
     newest = max(d for d, _ in days)

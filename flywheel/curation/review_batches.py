@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.curation.context import ConflictVerdict, RowVerdict
@@ -125,15 +126,27 @@ def conflict_review_status(db_url: str, version: str, n_conflicts: int) -> tuple
                    f"(review batch {batch_id}: `flywheel review --batch {batch_id}`)")
 
 
-def read_conflict_verdicts(store: ReviewStore) -> tuple[list[ConflictVerdict], list[dict[str, Any]]]:
+def _aware(at: datetime) -> datetime:
+    """The store's timestamps as UTC-aware (SQLite returns them naive, in UTC)."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def read_conflict_verdicts(store: ReviewStore, until: datetime | None = None,
+                           ) -> tuple[list[ConflictVerdict], list[dict[str, Any]]]:
     """Every decided item of every conflict batch as a verdict on (dropped example, kept example), and per batch
     its items, decided items and verdict counts. Batches are read oldest first; a later batch's verdict on the
-    same dropped example replaces an earlier one. Undecided items are left out (the conflict stays)."""
+    same dropped example replaces an earlier one. Undecided items are left out (the conflict stays), and with
+    `until` so are batches created and decisions made from then on (a past quarter's rebuild)."""
     infos = sorted((store.batch(b) for b in store.batch_ids(kind=CONFLICT_KIND)), key=lambda i: (i.created_at, i.batch_id))
+    if until is not None:
+        infos = [i for i in infos if _aware(i.created_at) < until]
     by_dropped: dict[str, ConflictVerdict] = {}
     batches = []
     for info in infos:
-        resolved = resolve_decisions(store.decisions(info.batch_id))
+        decisions = store.decisions(info.batch_id)
+        if until is not None:
+            decisions = [d for d in decisions if _aware(d.created_at) < until]
+        resolved = resolve_decisions(decisions)
         items = store.items(info.batch_id)
         counts: Counter[str] = Counter()
         for it in items:

@@ -91,11 +91,12 @@ def write_dataset_version(
     rubric_problem: str | None,
     production_inputs: Sequence[str] = (),
     created: str = "",
+    move_latest: bool = True,
 ) -> DatasetVersion:
     """Measure (diversity, production gap), check the rules and write `datasets/<version>/`:
     train.parquet, drops.parquet, flagged.parquet, conflicts.parquet, review_sample.jsonl,
     input_lengths.png (training vs production), card.md, manifest.json. `datasets/LATEST` moves to
-    it only when every blocking rule passes."""
+    it only when every blocking rule passes (and `move_latest`: a past quarter's rebuild leaves it)."""
     cfg = result.ctx.config
     rows = result.rows
     digest = content_hash(rows)
@@ -168,6 +169,6 @@ def write_dataset_version(
     write_text(dataset_card(manifest, result, rubric_text, rubric_path), folder / "card.md")
     write_json(manifest, folder / "manifest.json")
     dv = DatasetVersion(version, folder, manifest, rules, review, list(result.ctx.conflicts))
-    if not dv.blocking_failures:
+    if not dv.blocking_failures and move_latest:
         write_text(version + "\n", latest_path(home))
     return dv

@@ -18,6 +18,7 @@ from typing import Any
 
 from flywheel.config import load_project
 from flywheel.core.errors import FlywheelError
+from flywheel.core.quarters import previous_quarter, quarter_key, quarter_label
 from flywheel.core.storage import FlywheelHome
 from flywheel.curation.versions import latest_version, read_manifest
 from flywheel.demo.project import BROKEN_FILE, write_project_config
@@ -85,6 +86,7 @@ class CycleResult:
     name: str
     trigger: str = "quarterly"
     trigger_reason: str = ""
+    quarter: str = ""  # the retrain chain's partition (key), e.g. 2026-10-01 (2026-Q4)
     served_by: str | None = None
     served: ServedWeek | None = None
     traffic: dict[str, int] = field(default_factory=dict)  # captured interactions, quarantined
@@ -212,12 +214,23 @@ def run_cycle(number: int, cycle: Cycle, runner: JobRunner, home: FlywheelHome, 
     result.admission = review_admission_samples(db_url, files.truth)
 
     why = result.trigger_reason if result.trigger == "metric_drop" else f"demo cycle {number}: {cycle.name}"
-    say(f"cycle {number}: retrain ({result.trigger}) -> evaluation -> gate")
-    out = runner.run("retrain", tags={**tags, "flywheel/reason": why[:255], "flywheel/retrain-trigger": result.trigger})
+    result.quarter = retrain_quarter(cycle)
+    say(f"cycle {number}: retrain {quarter_label(result.quarter)} ({result.trigger}) -> evaluation -> gate")
+    out = runner.run("retrain", partition_key=result.quarter,
+                     tags={**tags, "flywheel/reason": why[:255], "flywheel/retrain-trigger": result.trigger})
     result.run_ids.append(out.run_id)
     _read_retrain(result, out, home, db_url, number)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def retrain_quarter(cycle: Cycle) -> str:
+    """The quarter a cycle's retrain materializes: the bootstrap is the quarterly schedule's tick on the first day
+    of the traffic's quarter (it retrains the quarter that just closed); a week's retrain, by the metric-drop rule
+    or the next scheduled one, is the quarter of its traffic."""
+    if cycle.traffic_week is None:
+        return previous_quarter(quarter_key(FIRST_TRAFFIC_WEEK))
+    return quarter_key(cycle.traffic_week)
 
 
 def _read_retrain(result: CycleResult, out: JobOutcomeLike, home: FlywheelHome, db_url: str, number: int) -> None:

@@ -39,7 +39,8 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
     return {
         "name": "nimbus-notes-support",
         "rubric": "rubric.md",
-        "start_date": "2026-10-01",
+        # the retrain chain's quarters start at 2026-Q3: the bootstrap is the schedule's retrain of that quarter
+        "start_date": "2026-07-01",
         "labeling": {"batch_size": size.batch_size, "seed": 0},
         "sources": {"seed": ["seed.jsonl"], "synthetic": synthetic, "distilled": []},
         "curation": {"min_examples": size.min_examples, "answer_max_chars": 80, "max_generator_share": 0.8,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flywheel.core.markdown import markdown_table
+from flywheel.core.quarters import quarter_label
 from flywheel.core.storage import FlywheelHome, write_json, write_text
 from flywheel.demo.cycles import CycleResult
 from flywheel.demo.scenario import SIMULATED_REVIEWER
@@ -90,7 +91,8 @@ def write_report(home: FlywheelHome, results: Sequence[CycleResult], seconds: fl
         if r.traffic:
             lines.append(f"- captured {r.traffic['interactions']} interactions over {r.traffic['days']} days, "
                          f"{r.traffic['quarantined']} quarantined")
-        lines.append(f"- retrain trigger: {r.trigger}" + (f" ({r.trigger_reason})" if r.trigger_reason else ""))
+        lines.append(f"- retrain of {quarter_label(r.quarter) if r.quarter else '-'}, trigger: {r.trigger}"
+                     + (f" ({r.trigger_reason})" if r.trigger_reason else ""))
         if r.review:
             lines.append(f"- simulated review: {r.review.items} items: {r.review.passed} passed, {r.review.fixed} fixed, "
                          f"{r.review.rejected} rejected")

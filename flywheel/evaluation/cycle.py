@@ -183,16 +183,17 @@ def build_fixed_eval_set(project: ProjectConfig, home: FlywheelHome, db_url: str
     return info
 
 
-def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str) -> EvaluationOutcome:
-    """Evaluate the candidate of `models/candidate.json` against the registry's champion (the base
-    model before the first promotion), record it in the registry (status candidate or rejected with
+def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str,
+                         candidate: ModelArtifact | None = None) -> EvaluationOutcome:
+    """Evaluate `candidate` (default: the one `models/candidate.json` names) against the registry's champion
+    (the base model before the first promotion), record it in the registry (status candidate or rejected with
     the gate's reasons) and append the cycle to the score history (with its plot)."""
     info = read_eval_set_info(home)
     table = eval_set_table(home)
     if eval_set_hash(table) != info["content_hash"]:
         raise EvalSetError(f"{home.warehouse(*EVAL_SET)}: content does not match current.json; "
                            "re-materialize fixed_eval_set")
-    candidate = read_candidate(home)
+    candidate = candidate or read_candidate(home)
     champ = registry.current_champion(db_url)
     champion = read_artifact(home, champ.version, champ.adapter_path) if champ else None
     frozen = registry.frozen_eval_set(db_url, info["eval_set_version"])
@@ -218,12 +219,12 @@ def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str
     return outcome
 
 
-def check_candidate_gate(project: ProjectConfig, home: FlywheelHome, db_url: str) -> tuple[ModelArtifact, dict[str, Any],
-                                                                                           GateDecision, int]:
+def check_candidate_gate(project: ProjectConfig, home: FlywheelHome, db_url: str, candidate: ModelArtifact | None = None,
+                         ) -> tuple[ModelArtifact, dict[str, Any], GateDecision, int]:
     """The gate applied again to the candidate's recorded evaluation, with a fresh look for eval items
     in its training data and at the frozen hash of its eval-set version (whatever was selected in the
     run): (candidate, summary, decision, leaked items)."""
-    candidate = read_candidate(home)
+    candidate = candidate or read_candidate(home)
     summary = read_summary(home, candidate.version)
     leaks, problem = training_data_leaks(home, candidate.dataset_version, eval_set_table(home), project.curation)
     frozen = registry.frozen_eval_set(db_url, summary.get("eval_set_version", project.evaluation.eval_set_version))
@@ -231,9 +232,9 @@ def check_candidate_gate(project: ProjectConfig, home: FlywheelHome, db_url: str
     return candidate, summary, decision, len(leaks)
 
 
-def candidate_verdict(home: FlywheelHome) -> tuple[ModelArtifact, str, list[str]]:
-    """(candidate, outcome, reasons) of the candidate's recorded evaluation."""
-    candidate = read_candidate(home)
+def candidate_verdict(home: FlywheelHome, candidate: ModelArtifact | None = None) -> tuple[ModelArtifact, str, list[str]]:
+    """(candidate, outcome, reasons) of the candidate's (default: `models/candidate.json`'s) recorded evaluation."""
+    candidate = candidate or read_candidate(home)
     verdict = read_summary(home, candidate.version).get("gate") or {}
     outcome = verdict.get("outcome") or ("promoted" if verdict.get("passed") else "blocked")
     return candidate, outcome, list(verdict.get("reasons") or [])
@@ -251,12 +252,13 @@ class Promotion:
     plot: Path
 
 
-def promote_candidate(project: ProjectConfig, home: FlywheelHome, db_url: str, actor: str) -> Promotion:
+def promote_candidate(project: ProjectConfig, home: FlywheelHome, db_url: str, actor: str,
+                      candidate: ModelArtifact | None = None) -> Promotion:
     """Make the candidate that passed the gate the champion (the old one retired), write the serving
     export (`models/champion.json`, `reports/serving.md`) and redraw the score history. A candidate
     that is already the champion is exported again; one that was not evaluated or failed the gate is
     refused (`PromotionRefused`) and nothing changes."""
-    candidate = read_candidate(home)
+    candidate = candidate or read_candidate(home)
     record = registry.get_model(db_url, candidate.version)
     if record is None or record.status not in (registry.CANDIDATE, registry.CHAMPION):
         why = "not evaluated" if record is None else f"status {record.status}: {record.reason}"

@@ -26,6 +26,7 @@ SOURCE_AND_DATASET = [curation.seed_examples, curation.synthetic_examples, curat
 CHECKS = [curation.format_consistent, curation.size_floor, curation.real_synthetic_ratio, curation.no_eval_contamination,
           curation.rubric_edited, curation.sources_admitted, curation.single_generator_share, curation.diversity_drop,
           curation.distribution_gap, curation.conflicts_pending_review, curation.size_target]
+QUARTER = "2026-10-01"  # a retrain quarter (2026-Q4): the dataset's partition
 SOURCES = [curation.seed_examples, curation.synthetic_examples, curation.distilled_examples]
 
 
@@ -92,7 +93,7 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     _project(project_dir, tmp_path)
     _eval_set(home)
     production = _production_traffic(home)
-    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=_resource(project_dir, home))
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=_resource(project_dir, home), partition_key=QUARTER)
     assert result.success
     checks = _checks(result)
     for name in ("format_consistent", "size_floor", "real_synthetic_ratio", "no_eval_contamination", "rubric_edited",
@@ -135,11 +136,11 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
     assert "lower_case" in mat.metadata["warnings"].value  # the gap warning, shown beside the counts
     assert "under-covered kinds" in mat.metadata["production_gap"].value
     # same inputs, same version
-    again = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
+    again = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home), partition_key=QUARTER)
     assert again.asset_materializations_for_node("training_dataset")[0].metadata["version"].value == version
     # once every sample passes, the files train
     _review_admission(home)
-    admitted = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
+    admitted = dg.materialize([curation.training_dataset], resources=_resource(project_dir, home), partition_key=QUARTER)
     meta = admitted.asset_materializations_for_node("training_dataset")[0].metadata
     by_source = read_manifest(home, meta["version"].value)["counts"]["by_source"]
     assert meta["held_out_files"].value == "none" and by_source["synthetic"] == 4 and by_source["distilled"] == 1
@@ -148,7 +149,7 @@ def test_sources_and_training_dataset(project_dir: Path, tmp_path: Path, home: F
 
 def test_missing_eval_set_fails_the_blocking_check(project_dir: Path, tmp_path: Path, home: FlywheelHome) -> None:
     _project(project_dir, tmp_path)
-    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=_resource(project_dir, home), raise_on_error=False)
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=_resource(project_dir, home), partition_key=QUARTER, raise_on_error=False)
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_eval_contamination")
     assert not evaluation.passed and "fixed_eval_set" in (evaluation.description or "")
     assert not home.path("datasets", "LATEST").exists()
@@ -162,7 +163,7 @@ def test_blocking_check_stops_training_downstream(project_dir: Path, tmp_path: P
     def model_after_dataset() -> None:
         raise AssertionError("training must not run on a dataset that broke a blocking rule")
 
-    result = dg.materialize(SOURCE_AND_DATASET + CHECKS + [model_after_dataset], resources=_resource(project_dir, home),
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS + [model_after_dataset], resources=_resource(project_dir, home), partition_key=QUARTER,
                             raise_on_error=False)
     assert not _checks(result)["size_floor"]
     assert not result.asset_materializations_for_node("model_after_dataset")
@@ -173,7 +174,7 @@ def test_blocking_check_skips_the_real_lora_adapter(project_dir: Path, tmp_path:
     """The real training asset in the same run: a dataset below the floor never reaches it."""
     _project(project_dir, tmp_path, min_examples=5000, target_examples=5000)
     _eval_set(home)
-    result = dg.materialize(SOURCE_AND_DATASET + CHECKS + [training.lora_adapter], resources=_resource(project_dir, home),
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS + [training.lora_adapter], resources=_resource(project_dir, home), partition_key=QUARTER,
                             raise_on_error=False)
     assert result.asset_materializations_for_node("training_dataset")
     assert not _checks(result)["size_floor"]
@@ -187,7 +188,7 @@ def test_unedited_rubric_refuses_to_build(project_dir: Path, tmp_path: Path, hom
     _project(project_dir, tmp_path)
     (project_dir / "rubric.md").write_text(template_text("rubric.md"), encoding="utf-8")
     with pytest.raises(dg.Failure, match="unedited template"):
-        dg.materialize([curation.training_dataset], resources=_resource(project_dir, home))
+        dg.materialize([curation.training_dataset], resources=_resource(project_dir, home), partition_key=QUARTER)
 
 
 def _check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
@@ -207,7 +208,7 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
     resources = _resource(project_dir, home)
     dg.materialize(SOURCES, resources=resources)  # the source files' admission samples, all passed
     _review_admission(home)
-    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=resources)
+    result = dg.materialize(SOURCE_AND_DATASET + CHECKS, resources=resources, partition_key=QUARTER)
     mat = result.asset_materializations_for_node("training_dataset")[0]
     version = mat.metadata["version"].value
     batch_id = f"conflicts-{version}"
@@ -238,7 +239,7 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
     ids = list(items)
     record_decision(store, batch_id, ids[0], "ana", "reject", reason="contradicts the seed answer")
     again = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources,
-                           instance=instance)
+                           instance=instance, partition_key=QUARTER)
     mat2 = again.asset_materializations_for_node("training_dataset")[0]
     assert mat2.metadata["version"].value == version and mat2.metadata["conflict_batch"].value == "(already registered)"
     assert [d.item_id for d in store.decisions(batch_id)] == [ids[0]] and store.item_ids(batch_id) == ids
@@ -261,7 +262,7 @@ def test_conflicts_become_a_review_batch(project_dir: Path, tmp_path: Path, home
 
     # the next version applies the verdicts: the rejected answer stays out, a passed one trains beside the answer
     # kept, a fixed one trains instead of both
-    done = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources)
+    done = dg.materialize([curation.training_dataset, curation.conflicts_pending_review], resources=resources, partition_key=QUARTER)
     v2 = done.asset_materializations_for_node("training_dataset")[0].metadata["version"].value
     assert v2 != version
     kept_of = {c["example_id"]: c["kept_example_id"] for c in conflicts}
@@ -280,7 +281,7 @@ def test_no_conflicts_no_batch(project_dir: Path, tmp_path: Path, home: Flywheel
     """The plain sources (no contradicting answers): no conflicts batch, the check passes."""
     _project(project_dir, tmp_path, review_sample_size=0)
     _eval_set(home)
-    result = dg.materialize(SOURCE_AND_DATASET + [curation.conflicts_pending_review], resources=_resource(project_dir, home))
+    result = dg.materialize(SOURCE_AND_DATASET + [curation.conflicts_pending_review], resources=_resource(project_dir, home), partition_key=QUARTER)
     mat = result.asset_materializations_for_node("training_dataset")[0]
     version = mat.metadata["version"].value
     assert read_manifest(home, version)["counts"]["conflicts"] == 0
@@ -300,7 +301,7 @@ def test_answer_format_breaks_are_dropped_and_reported_by_the_blocking_check(pro
     _eval_set(home)
     dg.materialize(SOURCES, resources=_resource(project_dir, home))
     _review_admission(home)  # the sample passes: the chatty row reaches the answer-format rule
-    result = dg.materialize(SOURCE_AND_DATASET + [curation.format_consistent], resources=_resource(project_dir, home))
+    result = dg.materialize(SOURCE_AND_DATASET + [curation.format_consistent], resources=_resource(project_dir, home), partition_key=QUARTER)
     version = result.asset_materializations_for_node("training_dataset")[0].metadata["version"].value
     check = _check(result, "format_consistent")
     assert check.passed and check.severity == dg.AssetCheckSeverity.ERROR
@@ -331,7 +332,8 @@ def test_admission_gate_per_source_file(project_dir: Path, tmp_path: Path, home:
     # the synthetic sample passes, the distilled one is rejected: only the synthetic rows train
     _review_admission(home, {"distilled": "reject"})
     instance = dg.DagsterInstance.ephemeral()
-    built = dg.materialize([curation.training_dataset, curation.sources_admitted], resources=resources, instance=instance)
+    built = dg.materialize([curation.training_dataset, curation.sources_admitted], resources=resources, instance=instance,
+                           partition_key=QUARTER)
     meta = built.asset_materializations_for_node("training_dataset")[0].metadata
     manifest = read_manifest(home, meta["version"].value)
     assert manifest["counts"]["by_source"]["synthetic"] == 4 and "distilled" not in manifest["counts"]["by_source"]
@@ -344,7 +346,8 @@ def test_admission_gate_per_source_file(project_dir: Path, tmp_path: Path, home:
     # the version: the blocking check fails
     record_decision(store, syn_batch, store.item_ids(syn_batch)[0], "ana", "reject", reason="on second thought")
     late = dg.materialize([curation.training_dataset, curation.sources_admitted], resources=resources, instance=instance,
-                          selection=dg.AssetSelection.checks(curation.sources_admitted), raise_on_error=False)
+                          selection=dg.AssetSelection.checks(curation.sources_admitted), raise_on_error=False,
+                          partition_key=QUARTER)
     failed = _check(late, "sources_admitted")
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     assert "synthetic.jsonl (4 rows; failed: 3 of 4 passed (75% < 80%))" in (failed.description or "")

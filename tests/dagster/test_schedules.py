@@ -13,6 +13,8 @@ import pytest
 import schedules
 import sensors
 from assets.resources import FlywheelResource
+from definitions import defs
+from flywheel.core.quarters import current_quarter
 from flywheel.config import AutomationConfig
 from flywheel.core.storage import FlywheelHome
 from schedules.calendar import build_calendar_schedules
@@ -47,8 +49,10 @@ def test_partitions_picked_by_the_calendar_schedules() -> None:
     # Monday 2026-11-09 07:00: the week that just ended is the one starting Monday 2026-11-02
     week = _request(s["weekly_labeling_schedule"], datetime(2026, 11, 9, 7, 0, tzinfo=UTC))
     assert week.partition_key == "2026-11-02"
+    # the first day of 2026-Q4: the quarter that just closed (2026-Q3) is retrained
     quarter = _request(s["quarterly_retrain_schedule"], datetime(2026, 10, 1, 3, 0, tzinfo=UTC))
-    assert quarter.run_key == "retrain:2026-Q4" and quarter.tags["flywheel/trigger"] == "schedule"
+    assert quarter.partition_key == "2026-07-01" and quarter.run_key == "retrain:2026-07-01"
+    assert quarter.tags["flywheel/trigger"] == "schedule" and "2026-Q3" in quarter.tags["flywheel/reason"]
 
 
 def test_time_zone_from_the_project_keeps_utc_partitions() -> None:
@@ -72,16 +76,18 @@ def test_metric_drop_sensor_triggers_once_per_cooldown(resource: FlywheelResourc
     home = resource.home()
     now = datetime.now(UTC)
     fill(home, now - timedelta(days=6), 7, negatives=5, total=10)  # 50% over the last week
-    context = dg.build_sensor_context(resources={"flywheel": resource})
+    context = dg.build_sensor_context(resources={"flywheel": resource}, definitions=defs)
     first = metric_drop_sensor.evaluate_tick(context)
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert request.run_key == f"metric_drop:{now.date().isoformat()}"
+    assert request.partition_key == current_quarter(now)  # a metric drop retrains the quarter still open
     assert request.tags["flywheel/trigger"] == "metric_drop"
     assert "exceeds the threshold" in request.tags["flywheel/reason"]
     assert first.cursor and "last_triggered" in first.cursor
 
-    second = metric_drop_sensor.evaluate_tick(dg.build_sensor_context(resources={"flywheel": resource}, cursor=first.cursor))
+    second = metric_drop_sensor.evaluate_tick(dg.build_sensor_context(resources={"flywheel": resource}, cursor=first.cursor,
+                                                                      definitions=defs))
     assert not second.run_requests
     assert "cooldown" in second.skip_message
 
@@ -202,8 +208,12 @@ def test_backfill_rejects_a_bad_range() -> None:
 
     result = CliRunner().invoke(app, ["backfill", "capture", "--from", "2026-11-02", "--to", "2026-11-01"])
     assert result.exit_code == 2 and "is before" in result.output
-    result = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2026-11-01", "--to", "2026-11-01"])
+    result = CliRunner().invoke(app, ["backfill", "training", "--from", "2026-11-01", "--to", "2026-11-01"])
     assert result.exit_code == 2 and "unknown step" in result.output
+    result = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2026-Q3", "--to", "2026-Q2"])
+    assert result.exit_code == 2 and "is before" in result.output
+    result = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2025-Q4", "--to", "2026-Q1"])
+    assert result.exit_code == 2 and "outside the retrain quarters (2026-01-01.." in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["backfill", "capture", "--from", "2025-12-30", "--to", "2026-01-02"])
     assert result.exit_code == 2 and "outside the capture partitions (2026-01-01.." in " ".join(result.output.split())
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
