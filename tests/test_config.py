@@ -31,9 +31,9 @@ def test_out_of_range_value_names_file_line_key_and_bound(tmp_path: Path) -> Non
 
 
 def test_wrong_choice_names_the_allowed_values(tmp_path: Path) -> None:
-    msg = _refusal(tmp_path, "training:\n  bf16: maybe\ncapture:\n  pii: {kinds: [email, ssn]}\n")
+    msg = _refusal(tmp_path, "training:\n  bf16: maybe\ncapture:\n  pii: {kinds: [email, shoe_size]}\n")
     assert "line 2, key 'training.bf16'" in msg and "'auto', 'on' or 'off'" in msg and "'maybe'" in msg
-    assert "line 4, key 'capture.pii.kinds.1'" in msg and "'ssn'" in msg
+    assert "line 4, key 'capture.pii.kinds.1'" in msg and "'shoe_size'" in msg
 
 
 def test_unknown_key_suggests_the_close_one_and_lists_the_section(tmp_path: Path) -> None:

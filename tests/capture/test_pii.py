@@ -68,7 +68,7 @@ def test_hits_are_counted_per_kind_and_kinds_can_be_disabled() -> None:
     only_email = PiiRedactor(("email",))
     assert only_email.redact(text) == "[EMAIL], [EMAIL], 10.0.0.1, 4111 1111 1111 1111"
     with pytest.raises(ValueError, match="unknown PII kinds"):
-        PiiRedactor(("email", "ssn"))
+        PiiRedactor(("email", "shoe_size"))
 
 
 def test_find_pii_names_kind_and_match() -> None:
@@ -99,5 +99,5 @@ def test_array_redaction_equals_scalar_redaction_on_real_text() -> None:
     got = vectorised.redact_array(pa.array(texts + [None], pa.string())).to_pylist()
     assert got == expected + [None]
     assert vectorised.hits == scalar.hits
-    assert set(vectorised.hits) == set(PII_KINDS)
+    assert set(vectorised.hits) == {"secret", "email", "card", "ip", "phone", "person"}
     assert "jane@example.com" not in " ".join(got[:-1])
