@@ -94,7 +94,7 @@ def _ingest_in_process(
     home: FlywheelHome, day: str, config: CaptureConfig, files: list[Path], batch_rows: int, batch_chars: int
 ) -> IngestReport:
     report = IngestReport(day=day, files=len(files))
-    redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
+    redactor = PiiRedactor.from_config(config.pii)
     rules = row_rules(day, config)
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}  # interaction_id -> file_index << 32 | line of its first row

@@ -277,7 +277,7 @@ def _compute_signals(
     home: FlywheelHome, day: str, config: CaptureConfig, threads: int | None
 ) -> SignalsReport:
     report = SignalsReport(day=day)
-    redactor = PiiRedactor(tuple(config.pii.kinds)) if config.pii.enabled else None
+    redactor = PiiRedactor.from_config(config.pii)
     following = next_day(day)
     source = home.warehouse(INTERACTIONS, day)
     if not source.exists():

@@ -35,7 +35,7 @@ from flywheel.capture.validation import (
     rejected_row,
     row_rules,
 )
-from flywheel.config import CaptureConfig
+from flywheel.config import CaptureConfig, PiiConfig
 from flywheel.core.records import QUARANTINE_SCHEMA
 from flywheel.core.storage import FlywheelHome, atomic_path
 
@@ -49,7 +49,7 @@ class _PieceJob:
     part_dir: str
     seq: int
     rules: RowRules
-    pii_kinds: tuple[str, ...] | None
+    pii: PiiConfig | None  # capture.pii; None: redaction off
     batch_rows: int
     batch_chars: int
 
@@ -68,7 +68,7 @@ def _validate_piece(job: _PieceJob) -> _PieceResult:
     """In a worker: validate and redact one piece into Arrow IPC parts (duplicates are left to the parent).
     As in one process, whatever exception a row provokes quarantines that row."""
     with cyclic_gc_paused():
-        redactor = PiiRedactor(job.pii_kinds) if job.pii_kinds is not None else None
+        redactor = PiiRedactor.from_config(job.pii) if job.pii is not None else None
         counts: Counter[str] = Counter()
         rejected: list[QuarantineRow] = []
         rows_read = 0
@@ -129,7 +129,7 @@ def ingest_in_pool(
     """The in-process ingestion (`flywheel.capture.ingestion`) with the validation and redaction done by
     `workers` processes, a few pieces ahead."""
     report = IngestReport(day=day, files=len(files))
-    pii_kinds = tuple(config.pii.kinds) if config.pii.enabled else None
+    pii = config.pii if config.pii.enabled else None
     rules = row_rules(day, config)
     counts: Counter[str] = Counter()
     pii_hits: Counter[str] = Counter()
@@ -167,7 +167,7 @@ def ingest_in_pool(
                         rejected.append(
                             quarantine_row(item, "duplicate_id", duplicate_detail(iid, files, at), rules.pseudonyms)
                         )
-                        pii_hits.subtract(_pii_hits_of(item, rules, pii_kinds))
+                        pii_hits.subtract(_pii_hits_of(item, rules, pii))
                 rejected.sort(key=lambda r: r[1])
                 table = table.filter(pa.array(keep))
             for r in rejected:
@@ -180,7 +180,7 @@ def ingest_in_pool(
 
         pending: deque[tuple[Piece, Future[_PieceResult]]] = deque()
         for seq, piece in enumerate(split_landing_files(files, piece_bytes)):
-            job = _PieceJob(piece, part_dir, seq, rules, pii_kinds, batch_rows, batch_chars)
+            job = _PieceJob(piece, part_dir, seq, rules, pii, batch_rows, batch_chars)
             pending.append((piece, pool.submit(_validate_piece, job)))
             if len(pending) > workers:  # keep every worker busy, and at most a few parts on disk
                 merge(*pending.popleft())
@@ -196,11 +196,11 @@ def ingest_in_pool(
     return report
 
 
-def _pii_hits_of(item: LandingLine, rules: RowRules, pii_kinds: tuple[str, ...] | None) -> Counter[str]:
+def _pii_hits_of(item: LandingLine, rules: RowRules, pii: PiiConfig | None) -> Counter[str]:
     """The PII a worker counted in the texts of an accepted row (that turned out to be a duplicate)."""
-    if pii_kinds is None:
+    if pii is None:
         return Counter()
-    redactor = PiiRedactor(pii_kinds)
+    redactor = PiiRedactor.from_config(pii)
     row = checked_row(item, rules)
     for text in (*row[6], row[8], row[11]):  # message contents, output, metadata JSON
         redactor.redact(text)
