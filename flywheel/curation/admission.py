@@ -32,7 +32,13 @@ from flywheel.core.markdown import markdown_table
 from flywheel.core.records import MAX_ID_CHARS
 from flywheel.core.storage import FlywheelHome
 from flywheel.curation.context import ADMITTED, FAILED, GENERATED_SOURCES, PENDING, FileAdmission, RowVerdict
-from flywheel.curation.sources import SOURCE_TABLES, SourceLoad, load_source_examples, write_source_examples
+from flywheel.curation.sources import (
+    SOURCE_TABLES,
+    SourceLoad,
+    load_source_examples,
+    source_files,
+    write_source_examples,
+)
 from flywheel.curation.steps.admission import file_key, needs_admission, unadmitted_files
 from flywheel.curation.versions import read_manifest
 from flywheel.labeling.batches import create_sample_batch
@@ -123,28 +129,28 @@ def admission_plan(store: ReviewStore, rows: Sequence[dict[str, Any]], config: C
     return plan
 
 
-def _project_rows(project: ProjectConfig, tables: Sequence[str]) -> list[dict[str, Any]]:
+def _project_rows(project: ProjectConfig, tables: Sequence[str], home: FlywheelHome | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for table in tables:
         spec = SOURCE_TABLES[table]
-        files = [project.resolve(f) for f in getattr(project.sources, spec.config_key)]
-        rows += load_source_examples(files, spec.source, max_tokens=project.curation.max_tokens,
+        rows += load_source_examples(source_files(project, spec, home), spec.source, max_tokens=project.curation.max_tokens,
                                      generator_keys=spec.generator_keys).examples
     return rows
 
 
-def register_admission_samples(project: ProjectConfig, db_url: str,
-                               tables: Sequence[str] = ADMISSION_TABLES) -> list[FileAdmission]:
-    """Register the admission sample of every synthetic / distilled file the project lists (read from the files
-    themselves) that has none yet; returns each file's admission."""
-    rows = _project_rows(project, tables)
+def register_admission_samples(project: ProjectConfig, db_url: str, tables: Sequence[str] = ADMISSION_TABLES,
+                               home: FlywheelHome | None = None) -> list[FileAdmission]:
+    """Register the admission sample of every synthetic / distilled file the project lists (and, with `home`,
+    every generation run's file; read from the files themselves) that has none yet; returns each file's admission."""
+    rows = _project_rows(project, tables, home)
     return list(admission_plan(ReviewStore(db_url), rows, project.curation, rubric_text(project)).values())
 
 
-def admission_batches(project: ProjectConfig, db_url: str) -> list[FileAdmission]:
-    """Each synthetic / distilled file the project lists and its admission (registers nothing): e.g. the batch
-    ids still to review are `[a.batch_id for a in admission_batches(...) if a.status == "pending"]`."""
-    rows = _project_rows(project, ADMISSION_TABLES)
+def admission_batches(project: ProjectConfig, db_url: str, home: FlywheelHome | None = None) -> list[FileAdmission]:
+    """Each synthetic / distilled file the project lists (with `home`, generation runs' files too) and its
+    admission (registers nothing): e.g. the batch ids still to review are
+    `[a.batch_id for a in admission_batches(...) if a.status == "pending"]`."""
+    rows = _project_rows(project, ADMISSION_TABLES, home)
     return list(admission_plan(ReviewStore(db_url), rows, project.curation, register=False).values())
 
 

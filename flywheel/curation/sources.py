@@ -40,6 +40,9 @@ SOURCE_TABLES: dict[str, SourceSpec] = {
 }
 """The source tables a dataset build reads (`warehouse/<name>/all.parquet`), by name."""
 
+LINEAGE_KEYS = ("prompt_version", "prompt_sha", "generator_family", "teacher_family", "interaction_id")
+"""Row keys of generated files kept in an example's lineage (how and from what it was generated)."""
+
 
 @dataclass
 class SourceLoad:
@@ -85,7 +88,8 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
     With `generator_keys` every row must name the model that wrote it (first non-empty key): a file
     where no row does is refused (every row quarantined as `file_without_generator`), single rows
     without one are quarantined as `missing_generator`. An unreadable or mixed-format file counts as
-    one read record and is quarantined with line 0. Optional per-row keys: `slice`, `weight`, `id`.
+    one read record and is quarantined with line 0. Optional per-row keys: `slice`, `weight`, `id` and
+    LINEAGE_KEYS.
     Each row's lineage names its file, row, format and the file's content hash (`file_sha256`: the
     admission gate reviews a file's content once).
     """
@@ -120,8 +124,9 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
             weight = _row_value(row, ("weight",))
             slice_tag = _row_value(row, ("slice",))
             lineage = {"file": str(path), "row": line, "format": report.format, "file_sha256": digest}
-            if (rid := _row_value(row, ("id",))) is not None:
-                lineage["id"] = rid
+            for key in ("id", *LINEAGE_KEYS):
+                if (value := _row_value(row, (key,))) is not None:
+                    lineage[key] = value
             out.examples.append(make_example(
                 row.messages or [], source, generator=None if gen is None else str(gen), lineage=lineage,
                 slice=str(slice_tag) if slice_tag is not None else None,
@@ -135,13 +140,22 @@ def load_source_examples(paths: Sequence[str | Path], source: str, max_tokens: i
     return out
 
 
+def source_files(project: ProjectConfig, spec: SourceSpec, home: FlywheelHome | None = None) -> list[Path]:
+    """The files of a source: those `sources.<key>` lists, then (with `home`) the generation runs'
+    `generated/<key>/*.jsonl` (flywheel.generation writes synthetic and distilled runs there)."""
+    files = [project.resolve(f) for f in getattr(project.sources, spec.config_key)]
+    if home is not None:
+        files += sorted(home.generated(spec.config_key).glob("*.jsonl"))
+    return files
+
+
 def write_source_examples(project: ProjectConfig, home: FlywheelHome, table: str) -> tuple[SourceLoad, Path]:
-    """Load the files of source table `table` (a key of SOURCE_TABLES) and write its examples to
-    `warehouse/<table>/all.parquet` and its rejected rows to `quarantine/<table>/all.parquet`."""
+    """Load the files of source table `table` (a key of SOURCE_TABLES; generated runs included) and write its
+    examples to `warehouse/<table>/all.parquet` and its rejected rows to `quarantine/<table>/all.parquet`."""
     spec = SOURCE_TABLES.get(table)
     if spec is None:
         raise InputError(f"unknown example source table {table!r}; expected one of {sorted(SOURCE_TABLES)}")
-    files = [project.resolve(f) for f in getattr(project.sources, spec.config_key)]
+    files = source_files(project, spec, home)
     load = load_source_examples(files, spec.source, max_tokens=project.curation.max_tokens,
                                 generator_keys=spec.generator_keys)
     out = write_parquet(examples_table(load.examples), home.warehouse(table, "all"))

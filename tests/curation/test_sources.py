@@ -72,3 +72,22 @@ def test_write_source_examples_writes_the_table_and_its_quarantine(project_dir: 
 def test_missing_eval_set_reads_as_none(tmp_path: Path) -> None:
     items = read_eval_items(tmp_path / "current.parquet")
     assert items.rows is None and items.path.endswith("current.parquet")
+
+
+def test_generation_runs_are_sources_with_their_lineage(project_dir: Path, home: FlywheelHome) -> None:
+    msgs = [{"role": "user", "content": "q9"}, {"role": "assistant", "content": "a9."}]
+    home.generated("synthetic").mkdir(parents=True)
+    home.generated("distilled").mkdir(parents=True)
+    write_jsonl(home.generated("synthetic", "2026-01-05"), [
+        {"messages": msgs, "generator": "gen-a", "prompt_version": "v3", "prompt_sha": "abc", "generator_family": "llama"}])
+    write_jsonl(home.generated("distilled", "2026-01-05"), [
+        {"messages": msgs, "teacher": "big", "interaction_id": "i-1"}])
+    project = load_project(project_dir)
+    load, _ = write_source_examples(project, home, "synthetic_examples")
+    assert [e["generator"] for e in load.examples] == ["gen-a"]
+    lineage = json.loads(load.examples[0]["lineage"])
+    assert lineage["prompt_version"] == "v3" and lineage["generator_family"] == "llama"
+    assert lineage["file"] == str(home.generated("synthetic", "2026-01-05"))
+    load, _ = write_source_examples(project, home, "distilled_examples")
+    assert load.examples[0]["generator"] == "big" and json.loads(load.examples[0]["lineage"])["interaction_id"] == "i-1"
+    assert not write_source_examples(project, home, "seed_examples")[0].examples
