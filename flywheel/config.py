@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flywheel.core.cron import parse_cron
 
@@ -278,13 +286,27 @@ class DpoConfig(_Strict):
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (tests); None: all epochs")
 
 
-_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$"
-_DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$")
 _LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_Name = typing.Annotated[str, Field(pattern=_DNS_NAME, max_length=253)]
+
+
+def _matching(pattern: str, expected: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+_Quantity = typing.Annotated[str, _matching(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$",
+                                            "a Kubernetes quantity such as 4, 500m or 32Gi")]
+_Name = typing.Annotated[str, Field(max_length=253), _matching(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", "a Kubernetes name (lowercase a-z, 0-9, - and .)")]
 
 
 class Toleration(_Strict):
@@ -308,7 +330,7 @@ class SecretKey(_Strict):
     """One key of a Kubernetes Secret, read into one environment variable."""
 
     secret: _Name
-    key: str = Field(..., pattern=r"^[-._a-zA-Z0-9]+$")
+    key: typing.Annotated[str, _matching(r"^[-._a-zA-Z0-9]+$", "a Secret key (letters, digits, - _ .)")]
 
 
 class TrainingPodConfig(_Strict):
@@ -322,10 +344,11 @@ class TrainingPodConfig(_Strict):
     namespace: _Name | None = Field(None, description="default: the run pod's namespace")
     service_account: _Name | None = None
     gpus: int = Field(1, ge=0, le=64)
-    gpu_resource: str = Field("nvidia.com/gpu", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-    cpu: str = Field("4", pattern=_QUANTITY, description="CPU request (a Kubernetes quantity)")
-    memory: str = Field("32Gi", pattern=_QUANTITY, description="memory request")
-    memory_limit: str | None = Field("64Gi", pattern=_QUANTITY)
+    gpu_resource: typing.Annotated[str, _matching(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                                                  "an extended resource name such as nvidia.com/gpu")] = "nvidia.com/gpu"
+    cpu: _Quantity = Field("4", description="CPU request (a Kubernetes quantity)")
+    memory: _Quantity = Field("32Gi", description="memory request")
+    memory_limit: _Quantity | None = Field("64Gi")
     node_selector: dict[str, str] = Field(default_factory=dict, description="e.g. cloud.google.com/gke-accelerator: nvidia-h100-80gb")
     tolerations: list[Toleration] = Field(
         default_factory=lambda: [Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")])
@@ -369,7 +392,8 @@ class TrainingConfig(_Strict):
     )
     padding_free: Literal["auto", "on", "off"] = Field("auto", description="flatten each batch to one row; auto: on with flash attention")
     gradient_checkpointing: bool = Field(False, description="trade ~20-30% speed for activation memory (large models)")
-    device_tags: dict[str, str] = Field(default_factory=dict, description="run tags for the retrain job (e.g. the K8s GPU request)")
+    device_tags: dict[str, str] = Field(default_factory=dict, description="extra run tags of the retrain job (laid over those built from `pod`)")
+    pod: TrainingPodConfig = Field(default_factory=TrainingPodConfig, description="the GPU pod on Kubernetes (deployments only)")
     validation_share: float = Field(
         0.1, ge=0, le=0.5, description="share of the training examples held out (by example id, seeded) for a "
         "validation loss per epoch; never the eval set; 0 disables")
@@ -378,6 +402,17 @@ class TrainingConfig(_Strict):
     early_stopping_patience: int | None = Field(
         None, ge=1, description="stop after this many evaluations without a lower validation loss and keep the best "
         "epoch's adapter; None: off (needs a validation split)")
+
+    # keys that say where training runs, not what it trains: left out of model version ids and tracked params
+    PLACEMENT_KEYS: typing.ClassVar[frozenset[str]] = frozenset({"device_tags", "pod"})
+
+    @field_validator("device_tags")
+    @classmethod
+    def _no_pod_config(cls, value: dict[str, str]) -> dict[str, str]:
+        if "dagster-k8s/config" in value:
+            raise ValueError("the retrain run's dagster-k8s/config is built from training.pod: set the GPU, node "
+                             "selector and tolerations there")
+        return value
     dpo: DpoConfig = Field(default_factory=DpoConfig)
 
 

@@ -47,7 +47,7 @@ def model_version_id(dataset_version: str, cfg: TrainingConfig, eval_set_hash: s
     """Content id of a training run: same dataset, config, base model and eval set -> same id."""
     key = {
         "dataset_version": dataset_version,
-        "training": cfg.model_dump(mode="json", exclude={"device_tags"}),
+        "training": cfg.model_dump(mode="json", exclude=TrainingConfig.PLACEMENT_KEYS),
         "base_model": cfg.base_model,
         "eval_set_hash": eval_set_hash,
     }

@@ -38,7 +38,7 @@ def training_params(cfg: TrainingConfig, **extra: Any) -> dict[str, str]:
         else:
             flat[prefix] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
-    walk("", cfg.model_dump(mode="json", exclude={"device_tags"}))
+    walk("", cfg.model_dump(mode="json", exclude=TrainingConfig.PLACEMENT_KEYS))
     walk("", {k: v for k, v in extra.items() if v is not None})
     return flat
 
