@@ -42,6 +42,7 @@ def pipes_metadata(result: TrainingResult) -> dict[str, Any]:
         "loss_curve": {"raw_value": {"points": m.get("loss_curve", [])}, "type": "json"},
         "loss_curve_png": {"raw_value": str(Path(result.path) / LOSS_PNG), "type": "path"},
         "seed_replicates": {"raw_value": ", ".join(result.replicates) or "none", "type": "text"},
+        "preference_stage": {"raw_value": result.preference or {"stage": "not run"}, "type": "json"},
     }
 
 

@@ -46,6 +46,7 @@ class TrainingResult:
     reused: bool
     manifest: dict[str, Any] = field(default_factory=dict)
     replicates: list[str] = field(default_factory=list)
+    preference: dict[str, Any] = field(default_factory=dict)  # the DPO stage's report, or why it was skipped
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

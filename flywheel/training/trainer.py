@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.config import TrainingConfig
+from flywheel.config import DpoConfig, TrainingConfig
 from flywheel.core.storage import FlywheelHome, atomic_dir, write_json
 from flywheel.models.artifact import (
     ADAPTER_FILES,
@@ -61,6 +61,7 @@ from flywheel.training.data import (
     tokenize_examples,
 )
 from flywheel.training.device import DevicePlan, plan_device
+from flywheel.training.dpo import preference_stage
 from flywheel.training.request import TrainingRequest, TrainingResult, latest_dataset_version
 from flywheel.training.tracking import tracked_run, training_params
 
@@ -256,7 +257,7 @@ def train(
     folders, never the candidate), from which the gate measures training-seed noise. The validation
     split is drawn once (from the candidate's seed), so every replicate holds out the same examples."""
     say = log or (lambda msg: None)
-    cfg = request.training
+    cfg = request.training.model_copy(update={"dpo": DpoConfig()})  # the SFT adapter's id and recipe leave DPO out
     home = FlywheelHome(request.home)
     dataset_version = request.dataset_version or latest_dataset_version(home)
     train_path = home.dataset(dataset_version) / "train.parquet"
@@ -292,12 +293,16 @@ def train(
     try:
         futures = [pool.submit(_fit_quietly, inputs, rc) for rc in replica_cfgs] if pool else []
         version, target, manifest, reused = _fit(inputs, cfg, say, on_loss, callbacks)
-        write_candidate(home, ModelArtifact(version, target, manifest))
+        candidate, preference = preference_stage(  # the DPO'd adapter when training.dpo says so, else the SFT one
+            home, ModelArtifact(version, target, manifest), request.training,
+            eval_messages if eval_path is not None else None, request.leak_rule, request.force, say)
+        write_candidate(home, candidate)
         replicates = [f.result() for f in futures] if pool else [_fit(inputs, rc, say, None, ())[0] for rc in replica_cfgs]
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return TrainingResult(version, str(target), dataset_version, eval_hash, reused, manifest, replicates)
+    return TrainingResult(candidate.version, str(candidate.path), dataset_version, eval_hash, reused, candidate.manifest,
+                          replicates, preference)
 
 
 def _replicate_pool(workers: int) -> ProcessPoolExecutor:
