@@ -9,8 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from typer.testing import CliRunner
 
+from flywheel.cli import app
+from flywheel.core.quarters import all_quarters, read_quarter
 from flywheel.core.storage import FlywheelHome
+from flywheel.curation.versions import latest_version
 from flywheel.demo.run import run_demo
 from flywheel.demo.scenario import SMALL
 from flywheel.models import registry
@@ -60,6 +64,24 @@ def test_the_small_story_promoted_promoted_blocked(tmp_path: Path, monkeypatch: 
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         retrains = sorted((r for r in runs if r.job_name == "retrain"), key=lambda r: r.tags["flywheel/demo-cycle"])
         assert [r.tags.get("flywheel/outcome") for r in retrains] == ["promoted", "promoted", "blocked"]
+        assert [r.tags.get("dagster/partition") for r in retrains] == ["2026-07-01", "2026-10-01", "2026-10-01"]
         assert instance.get_latest_materialization_event(dg.AssetKey("champion_model")) is not None
+        assert [(q["label"], q["outcome"]) for q in all_quarters(home)] == [("2026-Q3", "promoted"), ("2026-Q4", "blocked")]
+
+        # a retrain backfill of two past quarters: each rebuilt from what was reviewed before its end, trained
+        # and scored on the frozen set; the champion, LATEST and the newest quarter's record stay
+        latest, q4 = latest_version(home), read_quarter(home, "2026-Q4")
+        backfill = CliRunner().invoke(app, ["backfill", "retrain", "--from", "2026-Q2", "--to", "2026-Q3"])
+        assert backfill.exit_code == 0, backfill.output
+        assert "retrain 2026-04-01: ok" in backfill.output and "retrain 2026-07-01: ok" in backfill.output
+        after = registry.current_champion(home.database_url())
+        assert after is not None and after.version == second.candidate
+        assert latest_version(home) == latest and read_quarter(home, "2026-Q4") == q4
+        q2, q3 = read_quarter(home, "2026-Q2"), read_quarter(home, "2026-Q3")
+        assert q2["reviewed_weeks"] == q3["reviewed_weeks"] == []  # the traffic weeks are 2026-Q4's
+        assert q2["outcome"] in ("promoted", "held", "blocked") and q3["score"] is not None
+        backfill_runs = instance.get_runs(dg.RunsFilter(tags={"flywheel/trigger": "backfill"}))
+        assert sorted(r.tags["dagster/partition"] for r in backfill_runs) == ["2026-04-01", "2026-07-01"]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
 
     assert result.report.exists() and (home.reports() / "demo_scores.png").exists()
