@@ -11,6 +11,7 @@ from assets.resources import FlywheelResource
 from flywheel.capture.ingestion import ingest_interactions
 from flywheel.capture.landing import capture_inputs, inputs_fingerprint, recover_orphans
 from flywheel.capture.records import INTERACTIONS, next_day
+from flywheel.capture.retention import apply_retention, capture_pending, past_retention
 from flywheel.capture.signals import SIGNAL_KINDS, SIGNALS, compute_signals
 
 
@@ -126,11 +127,16 @@ def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -
 )
 def interaction_signals(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """One signal per interaction of the day (correction > negative > positive > none) with its weight,
-    from feedback events (that day's and the next day's folder) and resubmissions in the session."""
+    from feedback events (that day's and the next day's folder) and resubmissions in the session. Then
+    the landing files past `capture.retention_days` whose days are captured are deleted."""
     day = context.partition_key
     home = flywheel.home()
+    config = flywheel.project().capture
     fingerprint = inputs_fingerprint(home, capture_inputs(home, day))
-    report = compute_signals(home, day, flywheel.project().capture)
+    report = compute_signals(home, day, config)
+    retention = apply_retention(home, config)
+    if retention.deleted_days:
+        context.log.info(f"retention: deleted the landing files of {retention.deleted_days}")
     total = report.interactions
     return dg.MaterializeResult(
         metadata={
@@ -149,5 +155,28 @@ def interaction_signals(context: dg.AssetExecutionContext, flywheel: FlywheelRes
             "resubmissions_across_midnight": report.resubmissions_across_midnight,
             "summary": dg.MetadataValue.md(_count_table("Signal", dict(report.signals), total)),
             "path": dg.MetadataValue.path(str(home.warehouse(SIGNALS, day))),
+            "retention_cutoff": retention.cutoff or "off",
+            "landing_days_deleted": len(retention.deleted_days),
+            "landing_files_deleted": retention.deleted_files,
         }
+    )
+
+
+@dg.asset_check(
+    asset=interaction_signals,
+    description="no landing file (raw user ids) is older than capture.retention_days: each day past it is "
+    "deleted once captured; the days still there are listed with the reason",
+)
+def landing_retention(flywheel: FlywheelResource) -> dg.AssetCheckResult:
+    home, config = flywheel.home(), flywheel.project().capture
+    left = past_retention(home, config)
+    reasons = {day: capture_pending(home, day, files) or "deleted at the next capture" for day, files in left.items()}
+    return dg.AssetCheckResult(
+        passed=not left,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"retention_days": config.retention_days if config.retention_days is not None else "off",
+                  "days_past_retention": len(left), "files_past_retention": sum(len(f) for f in left.values()),
+                  "bytes_past_retention": sum(p.stat().st_size for f in left.values() for p in f),
+                  "days": dg.MetadataValue.json(reasons)},
+        description=None if not left else f"{len(left)} landing day(s) past retention: {dict(list(reasons.items())[:5])}",
     )
