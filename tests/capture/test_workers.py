@@ -11,7 +11,7 @@ from flywheel.capture.landing import Piece
 from flywheel.capture.records import INTERACTIONS
 from flywheel.capture.validation import RowRules
 from flywheel.capture.workers import _PieceJob, _read_part, _validate_piece
-from flywheel.config import CaptureConfig
+from flywheel.config import CaptureConfig, PiiConfig
 from flywheel.core.storage import FlywheelHome, read_parquet
 from tests.capture.traffic import DAY, bad_lines, interaction_record
 
@@ -75,7 +75,7 @@ def test_a_row_failing_in_a_worker_is_quarantined(
     rows = [interaction_record(output="BOOM" if i == 3 else f"answer {i}") for i in range(6)]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{oops\n")
     piece = Piece(0, str(path), 0, path.stat().st_size, 1)
-    job = _PieceJob(piece, str(tmp_path), 0, RowRules(DAY, 1000), ("email",), 100, 1 << 20)
+    job = _PieceJob(piece, str(tmp_path), 0, RowRules(DAY, 1000), PiiConfig(kinds=["email"]), 100, 1 << 20)
     result = _validate_piece(job)
     accepted, rejected = _read_part(result.accepted), _read_part(result.quarantined)
     assert result.rows_read == 7 and accepted.column("_line").to_pylist() == [1, 2, 3, 5, 6]
