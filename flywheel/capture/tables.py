@@ -169,17 +169,20 @@ def quarantine_rows_table(rows: Sequence[QuarantineRow]) -> pa.Table:
 
 
 class QuarantineSink:
-    """Collects rejected rows and writes them in batches to a Parquet file (QUARANTINE_SCHEMA)."""
+    """Collects rejected rows and writes them in batches to a Parquet file (QUARANTINE_SCHEMA). The
+    detail and the raw line are PII-redacted (`PiiRedactor.redact_raw`: a JSON line keeps its keys and
+    structure, never its PII), by every kind and no allowlist unless `redactor` says otherwise."""
 
-    def __init__(self, path: Path, batch_rows: int = 20_000) -> None:
+    def __init__(self, path: Path, batch_rows: int = 20_000, redactor: PiiRedactor | None = None) -> None:
         self.path = path
         self.batch_rows = batch_rows
+        self.redactor = redactor or PiiRedactor()
         self.rows: list[QuarantineRow] = []
         self.reasons: Counter[str] = Counter()
         self.writer: pq.ParquetWriter | None = None
 
     def add(self, source_file: str, line: int, reason: str, detail: str, raw: str) -> None:
-        self.rows.append((source_file, line, reason, detail, raw))
+        self.rows.append((source_file, line, reason, self.redactor.redact(detail), self.redactor.redact_raw(raw)))
         self.reasons[reason] += 1
         if len(self.rows) >= self.batch_rows:
             self.flush()
