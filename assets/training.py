@@ -50,7 +50,7 @@ def training_command(request: TrainingRequest) -> list[str]:
 @dg.asset(
     group_name="training",
     kinds={"python", "pytorch"},
-    deps=["training_dataset", "fixed_eval_set"],
+    deps=["training_dataset", "fixed_eval_set", "preference_pairs"],  # pairs: the optional DPO stage
     tags={"flywheel/gpu": "optional"},
     partitions_def=quarterly_partitions,
 )
