@@ -162,8 +162,8 @@ def ts_of_ns(ns: int) -> str:
 # --- GenAI span -> interaction ---------------------------------------------------------------------
 def is_genai(span: OtlpSpan) -> bool:
     """Whether the span is a model call under the GenAI conventions (others are skipped, not rejected)."""
-    a = span.attributes
-    return a.get("gen_ai.operation.name") in GENAI_OPERATIONS or "gen_ai.input.messages" in a
+    operation = span.attributes.get("gen_ai.operation.name")
+    return (isinstance(operation, str) and operation in GENAI_OPERATIONS) or "gen_ai.input.messages" in span.attributes
 
 
 def _structured(value: Any, name: str) -> list[Any]:
