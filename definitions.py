@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from assets import capture, curation, evaluation, labeling, preference_pairs, training
+from assets import capture, curation, evaluation, generation, labeling, preference_pairs, training
 from assets.resources import FlywheelResource
 from jobs import ALL_JOBS, RUN_EXECUTOR
 from schedules import ALL_SCHEDULES
 from sensors import ALL_SENSORS
 
-_ASSET_MODULES = [capture, labeling, curation, preference_pairs, training, evaluation]
+_ASSET_MODULES = [capture, labeling, generation, curation, preference_pairs, training, evaluation]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(_ASSET_MODULES),

@@ -64,19 +64,20 @@ def seed_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
     return _materialize_source(flywheel, "seed_examples")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[dg.AssetKey("generated_synthetic")])
 def synthetic_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
-    """Generator-written examples from `sources.synthetic`; every row must name its `generator`
-    (a file without any is refused, single rows without one are quarantined). Each file gets its admission
-    sample batch `admission-<file>-<hash>`; its rows train once the sample is reviewed and passes."""
+    """Generator-written examples from `sources.synthetic` and the generation runs (`generated/synthetic/`);
+    every row must name its `generator` (a file without any is refused, single rows without one are
+    quarantined). Each file gets its admission sample batch `admission-<file>-<hash>`; its rows train once
+    the sample is reviewed and passes."""
     return _materialize_source(flywheel, "synthetic_examples")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[dg.AssetKey("generated_distilled")])
 def distilled_examples(flywheel: FlywheelResource) -> dg.MaterializeResult:
-    """A teacher model's answers to real inputs from `sources.distilled`; the teacher is named per row in
-    `teacher` (or `generator`) and becomes the example's generator; source=distilled. Each file gets its
-    admission sample batch, like a synthetic file."""
+    """A teacher model's answers to real inputs from `sources.distilled` and the distillation runs
+    (`generated/distilled/`); the teacher is named per row in `teacher` (or `generator`) and becomes the
+    example's generator; source=distilled. Each file gets its admission sample batch, like a synthetic file."""
     return _materialize_source(flywheel, "distilled_examples")
 
 
