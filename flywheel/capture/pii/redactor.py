@@ -155,10 +155,15 @@ class PiiRedactor:
         structure, keys and non-text values (every string and every number's digits are redacted); any
         other line is redacted as text after `\\uXXXX` escapes are decoded (so `\\u0040` hides no `@`)."""
         try:
-            parsed = json.loads(raw)
-        except (ValueError, RecursionError):
+            redacted = self._redact_json(json.loads(raw))
+            text = json.dumps(redacted, ensure_ascii=False)
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to walk
             return self.redact(_ESCAPE.sub(_unescape, raw))
-        return json.dumps(self._redact_json(parsed), ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (`"\ud800"`) stays an escape
+            text = json.dumps(redacted)
+        return text
 
     def _redact_json(self, value: Any) -> Any:
         if isinstance(value, str):
