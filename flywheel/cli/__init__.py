@@ -2,8 +2,8 @@
 
 One module per domain: project_commands (init, check-config, status), format_commands (validate,
 convert), labeling_commands (review, labeling ...), model_commands (models ...), run_commands (demo,
-backfill), privacy_commands (erase); each command calls one library function. Importing a module registers its commands, in
-the order `flywheel --help` lists them.
+backfill), privacy_commands (erase); each command calls one library function. Importing a module
+registers its commands, in the order `flywheel --help` lists them.
 """
 
 # isort: off
