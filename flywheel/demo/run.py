@@ -18,16 +18,22 @@ loads the code location's runner through its entry point; it executes them in-pr
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from flywheel.capture.pseudonyms import KEY_ENV
 from flywheel.core.storage import FlywheelHome
 from flywheel.demo.cycles import Cycle, CycleResult, Progress, cycles_for, run_cycle
 from flywheel.demo.project import DEFAULT_TRAINING_SEED, DEMO_PROJECT_DIR, reset_home, write_project
 from flywheel.demo.report import write_report
 from flywheel.demo.scenario import FULL, SMALL, ScenarioSize, build_files
 from flywheel.ops.runs import JobRunner
+
+DEMO_PSEUDONYM_KEY = "flywheel-demo-only-pseudonym-key"
+"""The demo's own pseudonym key, used when $FLYWHEEL_PSEUDONYM_KEY is unset: public (it is in the source), so
+fit only for the simulated users; a real project sets a secret key."""
 
 
 @dataclass
@@ -42,8 +48,9 @@ def run_demo(runner: JobRunner, home: FlywheelHome, size: ScenarioSize = FULL, d
              keep: bool = False, say: Progress = lambda _msg: None, cycles: list[Cycle] | None = None,
              training_seed: int = DEFAULT_TRAINING_SEED) -> DemoResult:
     """Run every cycle of the scenario through `runner`; write the report. Deterministic for a given size
-    and training seed."""
+    and training seed. Without $FLYWHEEL_PSEUDONYM_KEY, capture pseudonymises with `DEMO_PSEUDONYM_KEY`."""
     start = time.perf_counter()
+    os.environ.setdefault(KEY_ENV, DEMO_PSEUDONYM_KEY)  # the jobs read it at run time, in this process
     if not keep:
         reset_home(home)
     project_dir = home.path(DEMO_PROJECT_DIR)
