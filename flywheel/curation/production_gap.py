@@ -16,95 +16,26 @@ training inputs are usually clean. This module measures the gap on the last week
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from flywheel.capture.profile import (  # the production-input profile's one home (re-exported here)
+    KINDS,
+    build_vocabulary,
+    input_kinds,
+    recent_production_inputs,
+)
 from flywheel.core.storage import atomic_path
 from flywheel.curation.diversity import char_ngram_tfidf, seeded_sample
 
-_WORD = re.compile(r"[A-Za-z']+")
-_TOKEN = re.compile(r"\S+")
-_VOWEL = re.compile(r"[aeiouy]", re.I)
-SHORT_WORDS = 4
-ABBREVIATIONS = frozenset(
-    "pls plz thx thnx ty u ur r y b4 asap btw fyi imo imho idk tbh omg lol brb msg info acct pwd pw "
-    "appt qty amt dept govt approx w/ w/o wrt pls. vs etc eta faq nvm cuz bc gonna wanna dunno k ok".split()
-)
-COMMON_WORDS = frozenset(
-    """a about after again all also am an and any are as at be because been before being but by can
-    could did do does doing don't down for from get got had has have having he her here him his how i
-    i'm if in into is isn't it it's its just know like make me more most my need no not now of off
-    on one only or other our out over please right same see she should so some still such than that
-    the their them then there these they this those through to too try up us use very want was we
-    well were what when where which while who why will with won't work would yes you your hi hello
-    thanks thank help cancel order account password reset login email change update refund price
-    time today tomorrow day week month year new old good bad problem issue error""".split()
-)
+__all__ = ["INPUT_LENGTHS_PNG", "KINDS", "build_vocabulary", "classifier_two_sample_auc", "input_kinds",
+           "input_length_histogram", "ks_statistic", "length_shares", "production_gap", "recent_production_inputs",
+           "roc_auc"]
+
 INPUT_LENGTHS_PNG = "input_lengths.png"
-KINDS = ("short", "lower_case", "typo_laden", "abbreviation_heavy", "no_punctuation", "question")
-
-
-def recent_production_inputs(warehouse_dir: str | Path, weeks: int = 4,
-                             until: dt.date | None = None) -> tuple[list[str], set[str]]:
-    """`input_text` of the last `weeks` weeks of interaction partitions (by the newest day present before
-    `until`, when given), and the model versions seen in them."""
-    files = sorted(Path(warehouse_dir).glob("*.parquet"))
-    days = []
-    for f in files:
-        try:
-            day = dt.date.fromisoformat(f.stem)
-        except ValueError:
-            continue
-        if until is None or day < until:
-            days.append((day, f))
-    if not days:
-        return [], set()
-    newest = max(d for d, _ in days)
-    keep = [f for d, f in days if d > newest - dt.timedelta(weeks=weeks)]
-    texts: list[str] = []
-    versions: set[str] = set()
-    for f in keep:
-        names = pq.read_schema(f).names
-        cols = [c for c in ("input_text", "model_version") if c in names]
-        table = pq.read_table(f, columns=cols)
-        if "input_text" in cols:
-            texts.extend(t for t in table.column("input_text").to_pylist() if t)
-        if "model_version" in cols:
-            versions.update(v for v in table.column("model_version").to_pylist() if v)
-    return texts, versions
-
-
-def build_vocabulary(texts: Sequence[str], max_texts: int = 20_000, seed: int = 0) -> set[str]:
-    """Lower-case words of (a sample of) `texts` plus a small list of common words."""
-    vocab = set(COMMON_WORDS)
-    for t in seeded_sample(list(texts), max_texts, seed):
-        vocab.update(w.lower() for w in _WORD.findall(t))
-    return vocab
-
-
-def input_kinds(text: str, vocabulary: set[str]) -> dict[str, bool]:
-    """Which production-style traits an input has."""
-    tokens = _TOKEN.findall(text)
-    words = [w.lower() for w in _WORD.findall(text)]
-    long_words = [w for w in words if len(w) >= 3]
-    unknown = sum(1 for w in long_words if w not in vocabulary)
-    abbreviated = sum(1 for t in tokens if t.lower().strip(".,!?") in ABBREVIATIONS
-                      or (2 <= len(t) <= 4 and t.isalpha() and not _VOWEL.search(t)))
-    letters = [c for c in text if c.isalpha()]
-    return {
-        "short": len(tokens) <= SHORT_WORDS,
-        "lower_case": bool(letters) and not any(c.isupper() for c in letters),
-        "typo_laden": len(long_words) >= 2 and unknown / len(long_words) >= 0.3,
-        "abbreviation_heavy": bool(tokens) and abbreviated / len(tokens) >= 0.2,
-        "no_punctuation": bool(text.strip()) and not re.search(r"[.!?,;:]", text),
-        "question": text.rstrip().endswith("?"),
-    }
 
 
 def ks_statistic(a: Sequence[float], b: Sequence[float]) -> float:
