@@ -58,7 +58,7 @@ _ASSIGN = (
 _PROSE_PASSWORD = (
     r"(?i:\b(?:password|passwd|passphrase|passcode|passwort|kennwort|mot[ ]de[ ]passe|contraseña)\b"
     r"[^.\n:=]{0,40}?\b(?:is|was|ist|est|es|lautet)\b:?\s+)"
-    r"""(?P<v4>(?=[^\s"']*[\d!#$%&*+/=?@^_~-])[^\s"']{4,64}?)(?=[.,;:!?"')}\]\\]*(?:\s|$))"""
+    r"""(?!\[[A-Z]+\])(?P<v4>(?=[^\s"']*[\d!#$%&*+/=?@^_~-])[^\s"']{4,64}?)(?=[.,;:!?"')}\]\\]*(?:\s|$))"""
 )
 _SECRET = rf"{_PEM} | {_TOKENS} | {_ASSIGN} | {_PROSE_PASSWORD}"
 _SECRET_CANDIDATE = (
