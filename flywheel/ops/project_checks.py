@@ -4,13 +4,14 @@ The project file itself is validated when it loads (`flywheel.config.load_projec
 rules across keys). These checks look at what it points to: the rubric (missing, empty, the unedited
 template, every placeholder still in it), the fixed eval set (missing, empty, unusable rows, fewer
 than `evaluation.min_items` usable items; more than `max_items` is a warning) and the files listed
-under `sources:`.
+under `sources:`, and the pseudonym keys capture needs (`$FLYWHEEL_PSEUDONYM_KEY`, old keys).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flywheel.capture.pseudonyms import PseudonymKeyError, all_pseudonymizers
 from flywheel.config import ProjectConfig
 from flywheel.evaluation.eval_set import EvalSetError, load_eval_set
 from flywheel.project import RUBRIC_PLACEHOLDERS, RUBRIC_TEMPLATE_MARKER
@@ -72,7 +73,17 @@ def source_problems(project: ProjectConfig) -> list[str]:
             if not project.resolve(name).is_file()]
 
 
+def pseudonym_key_problems(project: ProjectConfig) -> list[str]:
+    """The pseudonym key capture would refuse to run without (missing or too short), or an unusable old key."""
+    try:
+        all_pseudonymizers(project.capture)
+    except PseudonymKeyError as exc:
+        return [str(exc)]
+    return []
+
+
 def check_project(project: ProjectConfig) -> ProjectReport:
     """Every problem and warning of a loaded project, all at once."""
     eval_problems, eval_warnings = eval_set_problems(project)
-    return ProjectReport([*rubric_problems(project), *eval_problems, *source_problems(project)], eval_warnings)
+    return ProjectReport([*rubric_problems(project), *eval_problems, *source_problems(project),
+                          *pseudonym_key_problems(project)], eval_warnings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from flywheel.cli import app
@@ -66,3 +67,14 @@ def test_a_usable_project_passes_with_warnings(project_dir: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "project ok" in r.output and "warning:" in r.output
     assert json.loads(r.output[: r.output.index("\nwarning:")])["name"]  # the effective config comes first
+
+
+def test_a_missing_pseudonym_key_is_a_problem_unless_ids_are_kept_raw(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_eval_file(project_dir / "eval.jsonl", eval_rows(120))
+    monkeypatch.delenv("FLYWHEEL_PSEUDONYM_KEY")
+    (problem,) = check_project(load_project(project_dir)).problems
+    assert "$FLYWHEEL_PSEUDONYM_KEY is not set" in problem
+    (project_dir / "flywheel.yaml").write_text("capture:\n  pseudonymize: false\n", encoding="utf-8")
+    assert check_project(load_project(project_dir)).usable
