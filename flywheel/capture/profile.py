@@ -138,10 +138,14 @@ class ProductionProfile:
 
 
 def production_profile(warehouse_dir: str | Path, weeks: int = 4, until: dt.date | None = None,
-                       seed: int = 0, sample_size: int = 5000) -> ProductionProfile:
-    """The profile of the last `weeks` weeks of production inputs (kind shares on a seeded sample)."""
+                       seed: int = 0, sample_size: int = 5000,
+                       vocabulary_texts: Sequence[str] | None = None) -> ProductionProfile:
+    """The profile of the last `weeks` weeks of production inputs (kind shares on a seeded sample).
+
+    Typos are words outside the vocabulary: built from `vocabulary_texts` (carefully written text such as
+    reference answers, so production's misspellings stay unknown), else from the inputs themselves."""
     inputs, versions = recent_production_inputs(warehouse_dir, weeks, until)
-    vocabulary = build_vocabulary(inputs, seed=seed)
+    vocabulary = build_vocabulary(inputs if vocabulary_texts is None else vocabulary_texts, seed=seed)
     sample = seeded_sample(inputs, sample_size, seed)
     lengths = sorted(len(t.split()) for t in sample)
     median = 0.0

@@ -4,7 +4,8 @@ seeded rewrites that give an input a trait the generator did not write.
 `plan_styles` assigns each of n examples its traits so that exactly round(share x n) of them carry each
 kind (short, lower-case, typo-laden, abbreviation-heavy, no punctuation); the generator is asked for
 them in its prompt, and `apply_style` rewrites what it returned (lower-case, punctuation dropped, adjacent
-letters swapped, common words abbreviated) where the trait is still missing. Short inputs are only asked
+letters swapped, common words abbreviated, then vowels dropped as in txt-speak) where the trait is still
+missing. Short inputs are only asked
 for: cutting a sentence would change its meaning.
 """
 
@@ -34,6 +35,8 @@ ABBREVIATE = {
 _ABBREV = re.compile(r"\b(" + "|".join(sorted(map(re.escape, ABBREVIATE), key=len, reverse=True)) + r")\b", re.I)
 _PUNCT = re.compile(r"[.!?,;:]")
 _LONG_WORD = re.compile(r"[A-Za-z]{4,}")
+_SQUEEZABLE = re.compile(r"\b[b-df-hj-np-tv-zB-DF-HJ-NP-TV-Z][A-Za-z]{3,6}\b")  # 4-7 letters, a consonant first
+_INNER_VOWELS = re.compile(r"[aeiouyAEIOUY]")
 
 
 def plan_styles(n: int, shares: dict[str, float], seed: int) -> list[tuple[str, ...]]:
@@ -77,6 +80,12 @@ def apply_style(text: str, style: tuple[str, ...], vocabulary: set[str], seed: i
     have = input_kinds(text, vocabulary)
     if "abbreviation_heavy" in style and not have["abbreviation_heavy"]:
         text = _ABBREV.sub(lambda m: ABBREVIATE[m.group().lower()], text)
+        for m in reversed(list(_SQUEEZABLE.finditer(text))):  # then txt-speak: vowels dropped, last words first
+            if input_kinds(text, vocabulary)["abbreviation_heavy"]:
+                break
+            squeezed = m.group()[0] + _INNER_VOWELS.sub("", m.group()[1:])
+            if 2 <= len(squeezed) <= 4:
+                text = text[:m.start()] + squeezed + text[m.end():]
     if "typo_laden" in style and not input_kinds(text, vocabulary)["typo_laden"]:
         text = _typos(text, rng)
     if "no_punctuation" in style and not have["no_punctuation"]:

@@ -29,7 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from flywheel.capture.profile import ProductionProfile, kind_shares, production_profile, under_covered_kinds
+from flywheel.capture.profile import (
+    ProductionProfile,
+    build_vocabulary,
+    kind_shares,
+    production_profile,
+    under_covered_kinds,
+)
 from flywheel.capture.records import INTERACTIONS
 from flywheel.config import GeneratorConfig, ProjectConfig
 from flywheel.core.errors import InputError
@@ -160,13 +166,15 @@ class _SyntheticRun:
         self.under = under_covered_kinds(profile.shares, kind_shares([i for i, _ in seeds], profile.vocabulary)) \
             if profile.available else []
         self.rng = np.random.default_rng(self.cfg.seed)
+        self.vocabulary = set(profile.vocabulary)
 
     def _accept(self, gen: GeneratorConfig, tally: ModelTally, sha: str, pair: tuple[str, str],
                 style: tuple[str, ...], req: int) -> str | None:
         """Add one example; the reason it was refused otherwise."""
         text, answer = pair
+        self.vocabulary |= build_vocabulary([answer], seed=self.cfg.seed)  # answers are written with care
         if self.cfg.messy_inputs and self.profile.available:
-            text = apply_style(text, style, self.profile.vocabulary, self.cfg.seed + len(self.run.rows))
+            text = apply_style(text, style, self.vocabulary, self.cfg.seed + len(self.run.rows))
         key = input_match_key(text)
         if not key:
             return "empty_input"
@@ -262,20 +270,21 @@ def generate_synthetic(project: ProjectConfig, home: FlywheelHome, partition: st
     room = ratio_room(project, home, SYNTHETIC, partition)
     run.target = min(cfg.max_examples, room.room)
     run.notes.append(f"target {run.target}: max_examples {cfg.max_examples}; {room.describe()}")
+    seeds = seed_pairs(project)
     profile = production_profile(home.warehouse(INTERACTIONS), cfg.profile_weeks, until=monday + dt.timedelta(days=7),
-                                 seed=cfg.seed)
+                                 seed=cfg.seed, vocabulary_texts=[t for pair in seeds for t in pair])
     if not profile.available:
         run.notes.append("no production inputs captured yet: inputs are written without production's messiness")
-    seeds = seed_pairs(project)
     state = _SyntheticRun(project, run, profile, seeds, sleep)
     quotas = plan_quotas(cfg.generators, run.target, project.curation.max_generator_share)
     for i, gen in enumerate(cfg.generators):
         state.generate(i, gen, quotas[gen.label])
-    _facts(run, project, profile, state.under)
+    _facts(run, project, profile, state.under, state.vocabulary)
     return write_run(home, run)
 
 
-def _facts(run: GenerationRun, project: ProjectConfig, profile: ProductionProfile, under: list[str]) -> None:
+def _facts(run: GenerationRun, project: ProjectConfig, profile: ProductionProfile, under: list[str],
+           vocabulary: set[str]) -> None:
     """Shares per generator and family, input kinds against production, and notes on what is missing."""
     n = len(run.rows)
     by_gen = Counter(r["generator"] for r in run.rows)
@@ -285,7 +294,7 @@ def _facts(run: GenerationRun, project: ProjectConfig, profile: ProductionProfil
     run.facts["production_profile"] = profile.summary()
     run.facts["under_covered_kinds"] = under
     if n:
-        made = kind_shares([r["messages"][-2]["content"] for r in run.rows], profile.vocabulary or set())
+        made = kind_shares([r["messages"][-2]["content"] for r in run.rows], vocabulary)
         run.facts["input_kinds"] = {k: {"production": profile.shares.get(k), "generated": v} for k, v in made.items()}
     cap = project.curation.max_generator_share
     for g, c in by_gen.items():
