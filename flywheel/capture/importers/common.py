@@ -65,6 +65,11 @@ def error_row(number: int, raw: Any, error: RowError, kind: str = INTERACTION) -
     return Row(number, raw_text(raw), kind, None, error)
 
 
+def as_row_error(exc: Exception) -> RowError:
+    """The RowError of whatever a row provoked (`unexpected:<Type>` for the unforeseen): no row stops an import."""
+    return exc if isinstance(exc, RowError) else RowError(f"unexpected:{type(exc).__name__}", str(exc)[:1000] or repr(exc))
+
+
 def raw_text(raw: Any) -> str:
     return raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)[:100_000]
 
@@ -123,13 +128,11 @@ def json_rows(path: Path, list_keys: tuple[str, ...] = ("data",)) -> Iterator[tu
         whole = json.loads(text)
     except ValueError:
         whole = None
-    if whole is not None:
+    if whole is not None or text.strip() == "null":
         if isinstance(whole, dict):
             found = next((whole[k] for k in list_keys if isinstance(whole.get(k), list)), None)
             whole = found if found is not None else [whole]
-        if not isinstance(whole, list):
-            raise InputError(f"{path}: expected a JSON array or object, or JSON Lines")
-        yield from enumerate(whole, start=1)
+        yield from enumerate(whole if isinstance(whole, list) else [whole], start=1)
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -24,6 +24,7 @@ from typing import Any
 from flywheel.capture.importers.common import (
     SKIP,
     Row,
+    as_row_error,
     error_row,
     feedback_kind,
     feedback_row,
@@ -47,9 +48,9 @@ def rows(path: Path) -> Iterator[Row]:
             yield error_row(number, "", obj if isinstance(obj, RowError) else RowError("not_an_object", "expected an object"))
         elif isinstance(obj.get("observations"), list) or isinstance(obj.get("scores"), list):  # a trace
             trace = {k: v for k, v in obj.items() if k not in ("observations", "scores")}
-            for o in obj.get("observations") or []:
+            for o in _list(obj.get("observations")):
                 (generations.append((number, o, trace)) if _is_generation(o) else skipped.append(Row(number, "", SKIP)))
-            scores += [(number, s) for s in obj.get("scores") or []]
+            scores += [(number, s) for s in _list(obj.get("scores"))]
         elif "dataType" in obj:
             scores.append((number, obj))
         elif "type" in obj and "traceId" in obj:
@@ -63,14 +64,18 @@ def rows(path: Path) -> Iterator[Row]:
             record = _interaction(obs, trace)
             last_of_trace[str(obs.get("traceId") or trace.get("id"))] = record["interaction_id"]
             yield interaction_row(number, obs, record)
-        except RowError as exc:
-            yield error_row(number, obs, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+            yield error_row(number, obs, as_row_error(exc))
     for number, score in scores:
         try:
             record = _feedback(score, last_of_trace)
             yield feedback_row(number, score, record) if record else Row(number, "", SKIP)
-        except RowError as exc:
-            yield error_row(number, score, exc, kind="feedback")
+        except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+            yield error_row(number, score, as_row_error(exc), kind="feedback")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _is_generation(obs: Any) -> bool:

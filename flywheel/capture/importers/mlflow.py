@@ -26,6 +26,7 @@ from typing import Any
 from flywheel.capture.importers.common import (
     SKIP,
     Row,
+    as_row_error,
     error_row,
     feedback_kind,
     feedback_row,
@@ -47,7 +48,8 @@ def rows(path: Path) -> Iterator[Row]:
         if isinstance(trace, RowError) or not isinstance(trace, dict):
             yield error_row(number, "", trace if isinstance(trace, RowError) else RowError("not_an_object", "expected an object"))
             continue
-        info, spans = trace.get("info"), (trace.get("data") or {}).get("spans")
+        info, data = trace.get("info"), trace.get("data")
+        spans = data.get("spans") if isinstance(data, dict) else None
         if not isinstance(info, dict) or not isinstance(spans, list) or not info.get("trace_id"):
             yield error_row(number, trace, RowError("unknown_shape", "expected an MLflow trace: info.trace_id and data.spans"))
             continue
@@ -59,17 +61,18 @@ def rows(path: Path) -> Iterator[Row]:
                     yield Row(number, "", SKIP)
                     continue
                 record = _interaction(info, span)
-            except RowError as exc:
-                yield error_row(number, span, exc)
+            except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+                yield error_row(number, span, as_row_error(exc))
                 continue
             by_span[record["metadata"]["span_id"]] = last = record["interaction_id"]
             yield interaction_row(number, span, record)
-        for assessment in info.get("assessments") or []:
+        assessments = info.get("assessments")
+        for assessment in assessments if isinstance(assessments, list) else []:
             try:
                 record = _feedback(assessment, by_span, last)
                 yield feedback_row(number, assessment, record) if record else Row(number, "", SKIP)
-            except RowError as exc:
-                yield error_row(number, assessment, exc, kind="feedback")
+            except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+                yield error_row(number, assessment, as_row_error(exc), kind="feedback")
 
 
 def _attr(span: Any, name: str) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flywheel.capture.importers.common import Row, error_row, interaction_row, json_rows
+from flywheel.capture.importers.common import Row, as_row_error, error_row, interaction_row, json_rows
 from flywheel.capture.openai_records import interaction_of_completion
 from flywheel.capture.records import RowError
 
@@ -31,8 +31,8 @@ def rows(path: Path) -> Iterator[Row]:
             continue
         try:
             yield interaction_row(number, obj, _interaction(obj))
-        except RowError as exc:
-            yield error_row(number, obj, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+            yield error_row(number, obj, as_row_error(exc))
 
 
 def _interaction(obj: Any) -> dict[str, Any]:

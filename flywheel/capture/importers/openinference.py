@@ -27,6 +27,7 @@ from typing import Any
 from flywheel.capture.importers.common import (
     SKIP,
     Row,
+    as_row_error,
     error_row,
     feedback_kind,
     feedback_row,
@@ -101,8 +102,8 @@ def rows(path: Path) -> Iterator[Row]:
                 yield Row(number, "", SKIP)
             else:
                 yield interaction_row(number, obj, _interaction(flat))
-        except RowError as exc:
-            yield error_row(number, obj, exc, kind="feedback" if "annotator_kind" in flat else "interaction")
+        except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+            yield error_row(number, obj, as_row_error(exc), kind="feedback" if "annotator_kind" in flat else "interaction")
 
 
 def _span_kind(flat: dict[str, Any]) -> str | None:

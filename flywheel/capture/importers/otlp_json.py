@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from flywheel.capture.importers.common import SKIP, Row, error_row, interaction_row, json_rows
+from flywheel.capture.importers.common import SKIP, Row, as_row_error, error_row, interaction_row, json_rows
 from flywheel.capture.otlp import interaction_of_span, is_genai, spans_from_json
 from flywheel.capture.records import RowError
 
@@ -23,8 +23,8 @@ def rows(path: Path) -> Iterator[Row]:
             continue
         try:
             spans = list(spans_from_json(obj))
-        except RowError as exc:
-            yield error_row(number, obj, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever a row provokes quarantines that row
+            yield error_row(number, obj, as_row_error(exc))
             continue
         for i, span in enumerate(spans):
             if isinstance(span, RowError):
@@ -35,5 +35,6 @@ def rows(path: Path) -> Iterator[Row]:
                 raw = {"traceId": span.trace_id, "spanId": span.span_id, "name": span.name, "attributes": span.attributes}
                 try:
                     yield interaction_row(number, raw, interaction_of_span(span))
-                except RowError as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever a span provokes quarantines that span
+                    exc = as_row_error(exc)
                     yield error_row(number, raw, RowError(exc.reason, f"span {i}: {exc.detail}"))
