@@ -14,8 +14,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flywheel.capture.pii.ner import TrainingTextScrubber
 from flywheel.capture.records import INTERACTIONS
-from flywheel.config import ProjectConfig
+from flywheel.config import PiiConfig, ProjectConfig
 from flywheel.core.errors import InputError
 from flywheel.core.quarters import (
     newest_quarter,
@@ -65,6 +66,18 @@ class TrainingDatasetBuild:
         return list((self.result.ctx.reviews.admission or {}).values())
 
 
+def scrub_dataset(result: CurationResult, pii: PiiConfig) -> None:
+    """PII patterns and NER over every row entering the version and every conflict sent for review
+    (seed, synthetic, distilled and fixed answers were never captured); what it did goes in the
+    manifest's facts (`pii_scan`), and a missing NER model in its warnings."""
+    scrubber = TrainingTextScrubber(pii)
+    scrubber.scrub_rows(result.rows)
+    scrubber.scrub_rows(result.ctx.conflicts, message_keys=(), text_keys=("input", "answer", "kept_answer"))
+    result.ctx.facts["pii_scan"] = scrubber.scan.summary()
+    if notice := scrubber.scan.notice():
+        result.ctx.warnings.append(notice)
+
+
 def reviewed_files(home: FlywheelHome, cutoff: dt.date | None = None) -> list[Path]:
     """The weekly `reviewed_examples` files, with `cutoff` only the weeks that ended by then."""
     files = sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet"))
@@ -111,6 +124,7 @@ def build_training_dataset(project: ProjectConfig, home: FlywheelHome, db_url: s
     verdicts, conflict_batches = read_conflict_verdicts(store, until=cutoff)
     reviews = ReviewInputs(admission_plan(store, examples, project.curation, rubric), verdicts, conflict_batches)
     result = curate(examples, project.curation, eval_items, prod_versions, reviews=reviews)
+    scrub_dataset(result, project.capture.pii)
     newest = newest_quarter(home)
     dv = write_dataset_version(
         home, result, rubric_text=rubric, rubric_path=str(project.resolve(project.rubric)), rubric_problem=problem,

@@ -75,6 +75,19 @@ def gap_table(gap: dict[str, Any]) -> str:
     return markdown_table(["measure", "production", "training"], rows)
 
 
+def pii_section(scan: dict[str, Any] | None) -> str:
+    """What the PII scan of the version's rows found, and loudly whether NER ran."""
+    if not scan:
+        return "**Not scanned for PII** (built before the scan existed)."
+    if scan["ner"]:
+        ner = f"NER ran (spaCy pipeline `{scan['ner_model']}`): names and street addresses were redacted."
+    else:
+        ner = (f"**NER did not run** ({scan['ner_missing_reason']}): names and street addresses were checked by "
+               "patterns only (\"my name is ...\", \"12 Main Street\"); others may remain in this dataset.")
+    hits = markdown_table(["kind", "redacted"], sorted(scan["hits"].items())) if scan["hits"] else "Nothing redacted."
+    return f"{ner}\n\n{scan['texts_changed']} of {scan['texts']} texts changed.\n\n{hits}"
+
+
 def dataset_card(manifest: dict[str, Any], result: CurationResult, rubric_text: str, rubric_path: str) -> str:
     """The dataset card (markdown): sources, drops, ratios, diversity, gap, rubric, rules, hash."""
     m = manifest
@@ -93,6 +106,8 @@ def dataset_card(manifest: dict[str, Any], result: CurationResult, rubric_text: 
         "## Steps",
         markdown_table(["step", "in", "out", "dropped", "flagged", "seconds"],
                        [[r.step, r.n_in, r.n_out, sum(r.dropped.values()), sum(r.flagged.values()), r.seconds] for r in result.reports]),
+        "## PII",
+        pii_section(m["facts"].get("pii_scan")),
         "## Drop reasons",
         markdown_table(["step", "reason", "count"], [[s, r, c] for (s, r), c in drops.most_common()]) if drops else "Nothing dropped.",
         "## Flagged for review (one rubric rule failed)",

@@ -30,10 +30,11 @@ wraps) where it is affordable: on the rows that enter a labeling batch, a datase
 set, and on reviewers' fixed answers.
 """
 
+from flywheel.capture.pii.ner import TextScan, TrainingTextScrubber, ner_available
 from flywheel.capture.pii.redactor import Allowlist, PiiRedactor, find_pii, placeholder
 from flywheel.capture.pii.rules import NER_KINDS, PII_KINDS, iban_valid, luhn_valid, ssn_valid
 
 __all__ = [
-    "NER_KINDS", "PII_KINDS", "Allowlist", "PiiRedactor", "find_pii", "iban_valid", "luhn_valid", "placeholder",
-    "ssn_valid",
+    "NER_KINDS", "PII_KINDS", "Allowlist", "PiiRedactor", "TextScan", "TrainingTextScrubber", "find_pii", "iban_valid",
+    "luhn_valid", "ner_available", "placeholder", "ssn_valid",
 ]  # fmt: skip
