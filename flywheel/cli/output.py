@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from flywheel.config import ConfigError, ProjectConfig
+from flywheel.core.errors import InputError
 from flywheel.core.storage import FlywheelHome
 from flywheel.project import load_project_or_defaults
 
@@ -31,7 +32,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def home_and_db(home: Path | None = None, database_url: str | None = None) -> tuple[FlywheelHome, str]:
     """The data home (--home, else $FLYWHEEL_HOME, else ./.flywheel) and the database URL."""
-    fw_home = FlywheelHome.from_env(home)
+    try:
+        fw_home = FlywheelHome.from_env(home)
+    except InputError as exc:  # e.g. an object-store URL, not supported yet
+        fail(str(exc))
     return fw_home, fw_home.database_url(database_url)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -24,18 +25,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from flywheel.core.errors import InputError
 from flywheel.core.permissions import private_dirs, touch_private
 
 DEFAULT_HOME = ".flywheel"
 DATABASE_URL_ENV = "FLYWHEEL_DATABASE_URL"
 HOME_ENV = "FLYWHEEL_HOME"
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 
 
 class FlywheelHome:
     """The data root of one flywheel project."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().resolve()
+        text = os.fspath(root)
+        scheme = _URL_SCHEME.match(text)
+        if scheme and scheme.group(1).lower() == "file":
+            text = text[len("file://"):]
+        elif scheme:
+            # a path like `s3:/bucket/home` would be created in the working directory and read nothing
+            raise InputError(f"FLYWHEEL_HOME={text}: {scheme.group(1)}:// homes are not supported yet; use a local "
+                             "path or file://, or mount the bucket as a folder (docs/deploy.md)")
+        self.root = Path(text).expanduser().resolve()
 
     @classmethod
     def from_env(cls, explicit: str | os.PathLike[str] | None = None) -> FlywheelHome:
