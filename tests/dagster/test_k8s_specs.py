@@ -270,6 +270,20 @@ def test_training_through_pipes_k8s_client(kube: tuple[FakeKubernetes, Path], tm
     assert server.deleted == [f"/api/v1/namespaces/flywheel/pods/{pod['metadata']['name']}"]
 
 
+def test_training_in_a_subprocess_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """launcher: subprocess (the default, and every local run): the same Pipes messages from a child process."""
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    request = TrainingRequest(home=str(tmp_path))
+
+    @dg.asset
+    def lora_adapter(context) -> dg.MaterializeResult:  # unannotated: a string annotation under __future__
+        return run_training(context, request, [sys.executable, "-c", PIPES_STUB], REPO).get_materialize_result()
+
+    metadata = dg.materialize([lora_adapter]).asset_materializations_for_node("lora_adapter")[0].metadata
+    assert metadata["home"].value == str(tmp_path) and metadata["key_id"].value == "local"
+
+
 def test_rbac_objects_are_valid() -> None:
     docs = list(yaml.safe_load_all((DEPLOY / "k8s" / "rbac.yaml").read_text()))
     assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "RoleBinding"]
