@@ -44,6 +44,8 @@ def fixed_eval_set(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             "frozen_hash": info["frozen_hash"] or "(not frozen)",
             "eval_set_version": info["eval_set_version"],
             "slices": dg.MetadataValue.md(slice_counts_markdown(info["slices"])),
+            "pii_ner": info["pii_scan"]["ner"] if info.get("pii_scan") else False,
+            "pii_scan": dg.MetadataValue.json(info.get("pii_scan") or {}),
             "path": dg.MetadataValue.path(str(flywheel.home().warehouse(*EVAL_SET))),
         }
     )

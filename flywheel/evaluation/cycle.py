@@ -162,7 +162,7 @@ def build_fixed_eval_set(project: ProjectConfig, home: FlywheelHome, db_url: str
     unusable rows to `quarantine/fixed_eval_set/current.parquet`), and freeze its hash in the registry
     the first time this eval-set version is seen complete (>= min_items, no invalid rows)."""
     cfg = project.evaluation
-    loaded = load_eval_set(project.resolve(cfg.eval_set), project.curation.max_tokens)
+    loaded = load_eval_set(project.resolve(cfg.eval_set), project.curation.max_tokens, project.capture.pii)
     info = eval_set_info(loaded.table, cfg.eval_set_version)
     write_parquet(loaded.table, home.warehouse(*EVAL_SET))
     write_parquet(quarantine_table(loaded.invalid), home.quarantine(*EVAL_SET))
@@ -178,6 +178,7 @@ def build_fixed_eval_set(project: ProjectConfig, home: FlywheelHome, db_url: str
         "invalid": len(loaded.invalid),
         "invalid_reasons": dict(Counter(r["reason"] for r in loaded.invalid)),
         "frozen_hash": frozen["content_hash"] if frozen else None,
+        "pii_scan": loaded.pii_scan,
     })
     write_json(info, home.warehouse(EVAL_SET[0]) / "current.json")
     return info

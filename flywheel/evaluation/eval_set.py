@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flywheel.capture.pii import TrainingTextScrubber, redact_quarantine_rows
+from flywheel.config import PiiConfig
 from flywheel.core.errors import InputError
 from flywheel.core.records import EXAMPLE_SCHEMA, examples_table
 from flywheel.core.storage import FlywheelHome
@@ -41,17 +43,19 @@ class EvalSetLoad:
     format: str
     table: pa.Table
     invalid: list[dict[str, Any]]
+    pii_scan: dict[str, Any] | None = None  # what the PII scan did (`TextScan.summary()`), None: not scanned
 
     @property
     def read(self) -> int:
         return self.table.num_rows + len(self.invalid)
 
 
-def load_eval_set(path: str | Path, max_tokens: int = 4096) -> EvalSetLoad:
+def load_eval_set(path: str | Path, max_tokens: int = 4096, pii: PiiConfig | None = None) -> EvalSetLoad:
     """Read the user's eval file (ChatML, ShareGPT or Alpaca) into example rows with their slice.
 
     Each row needs a final assistant turn (the reference answer); rows that fail are returned in
-    `invalid` with file, line and reason, never dropped silently."""
+    `invalid` with file, line and reason, never dropped silently. With `pii` (`capture.pii`), the
+    rows are scrubbed of PII (patterns and NER, `TrainingTextScrubber`) and the invalid rows redacted."""
     path = Path(path)
     if not path.exists():
         raise EvalSetError(f"{path}: eval set file not found (config evaluation.eval_set)")
@@ -78,7 +82,12 @@ def load_eval_set(path: str | Path, max_tokens: int = 4096) -> EvalSetLoad:
         raw = json.dumps({"messages": ex["messages"], "slice": ex["slice"]}, ensure_ascii=False)
         invalid.append({"source_file": str(path), "line": line, "reason": reason, "detail": detail, "raw": raw})
     invalid.sort(key=lambda r: r["line"])
-    return EvalSetLoad(path=path, format=fmt, table=examples_table(rows), invalid=invalid)
+    if pii is None:
+        return EvalSetLoad(path=path, format=fmt, table=examples_table(rows), invalid=invalid)
+    scrubber = TrainingTextScrubber(pii)
+    scrubber.scrub_rows(rows)
+    return EvalSetLoad(path=path, format=fmt, table=examples_table(rows), invalid=redact_quarantine_rows(invalid),
+                       pii_scan=scrubber.scan.summary())
 
 
 def slice_counts(table: pa.Table) -> dict[str, int]:

@@ -31,10 +31,16 @@ set, and on reviewers' fixed answers.
 """
 
 from flywheel.capture.pii.ner import TextScan, TrainingTextScrubber, ner_available
-from flywheel.capture.pii.redactor import Allowlist, PiiRedactor, find_pii, placeholder
+from flywheel.capture.pii.redactor import (
+    Allowlist,
+    PiiRedactor,
+    find_pii,
+    placeholder,
+    redact_quarantine_rows,
+)
 from flywheel.capture.pii.rules import NER_KINDS, PII_KINDS, iban_valid, luhn_valid, ssn_valid
 
 __all__ = [
     "NER_KINDS", "PII_KINDS", "Allowlist", "PiiRedactor", "TextScan", "TrainingTextScrubber", "find_pii", "iban_valid",
-    "luhn_valid", "ner_available", "placeholder", "ssn_valid",
+    "luhn_valid", "ner_available", "placeholder", "redact_quarantine_rows", "ssn_valid",
 ]  # fmt: skip

@@ -179,6 +179,17 @@ class PiiRedactor:
         return value
 
 
+def redact_quarantine_rows(
+    rows: Iterable[dict[str, Any]], redactor: PiiRedactor | None = None
+) -> list[dict[str, Any]]:
+    """Quarantine rows (QUARANTINE_SCHEMA dicts) with their detail and raw line redacted (`redact_raw`)."""
+    redactor = redactor or PiiRedactor()
+    return [
+        {**r, "detail": redactor.redact(r["detail"] or ""), "raw": redactor.redact_raw(r["raw"] or "")}
+        for r in rows
+    ]
+
+
 def _unescape(match: re.Match[str]) -> str:
     ch = chr(int(match.group(1), 16))
     return match.group(0) if 0xD800 <= ord(ch) <= 0xDFFF else ch
