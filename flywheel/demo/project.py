@@ -42,6 +42,8 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
         # the retrain chain's quarters start at 2026-Q2: the bootstrap is the quarterly schedule's retrain of
         # 2026-Q3 (on 2026-10-01), the weeks' retrains are 2026-Q4's; Q2 and Q3 can be backfilled
         "start_date": "2026-04-01",
+        # the product's own support address stays in captured answers (what a reviewer passes trains the model)
+        "capture": {"pii": {"allow": ["nimbus.example"]}},
         "labeling": {"batch_size": size.batch_size, "seed": 0},
         "sources": {"seed": ["seed.jsonl"], "synthetic": synthetic, "distilled": []},
         "curation": {"min_examples": size.min_examples, "answer_max_chars": 80, "max_generator_share": 0.8,
