@@ -61,6 +61,7 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+")
 _FIELD = r'"(interaction_id|user_id)"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*)'
 _FIELD_TEXT = re.compile(_FIELD)
 _FIELD_BYTES = re.compile(_FIELD.encode())
+_PLAIN_IID = re.compile(rb'"interaction_id"\s*:\s*"([^"\\]*)"')
 _EXACT_COLUMNS = {"interaction_id": "interactions", "item_id": "items", "user_id": "users",
                   "example_id": "examples", "kept_example_id": "examples", "kept_instead": "examples"}
 _TEXT_COLUMNS = ("lineage", "evidence", "raw", "detail", "payload")
@@ -74,6 +75,8 @@ class Subject:
     interactions: set[str] = field(default_factory=set)
     examples: set[str] = field(default_factory=set)
     items: set[tuple[str, str]] = field(default_factory=set)  # (batch_id, item_id) removed from review
+    _odd_key: tuple[int, int] = field(default=(-1, -1), repr=False)
+    _odd: list[str] = field(default_factory=list, repr=False)
 
     @property
     def ids(self) -> set[str]:
@@ -90,14 +93,17 @@ class Subject:
     def mentions(self, text: str | None) -> bool:
         """`text` names one of the user's interactions or examples (as a whole token; an id with other
         characters than letters, digits, `_` and `-` as a substring)."""
-        if not text:
+        if not text or not (self.interactions or self.examples):
             return False
-        ids = self.ids
-        if not ids:
-            return False
-        if any(token in ids for token in _TOKEN.findall(text)):
+        if any(t in self.interactions or t in self.examples for t in _TOKEN.findall(text)):
             return True
-        return any(i in text for i in ids if not _PLAIN_ID.fullmatch(i))
+        return any(i in text for i in self._odd_ids())
+
+    def _odd_ids(self) -> list[str]:
+        key = (len(self.interactions), len(self.examples))
+        if self._odd_key != key:
+            self._odd_key, self._odd = key, [i for i in self.ids if not _PLAIN_ID.fullmatch(i)]
+        return self._odd
 
     def owns_line(self, text: str) -> bool:
         """A raw JSON line (valid or not) whose `user_id` is the user's, or that names their ids."""
@@ -298,8 +304,12 @@ def _scrub_landing(home: FlywheelHome, subject: Subject, report: ErasureReport) 
 
 
 def _landing_line_doomed(subject: Subject, line: bytes, needles: list[bytes], stream: str) -> bool:
+    """An interaction line of the user, or any line of one of their interactions (its feedback)."""
     if stream == INTERACTIONS and _line_owner(subject, line, needles)[0]:
         return True
+    plain = _PLAIN_IID.search(line)
+    if plain is not None and line.count(b'"interaction_id"') == 1:  # the common line: one id, no escapes
+        return plain.group(1).decode("utf-8", "replace") in subject.interactions
     return any(name == b"interaction_id" and _value(v) in subject.interactions for name, v in _FIELD_BYTES.findall(line))
 
 
