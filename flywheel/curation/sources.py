@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel import formats
+from flywheel.capture.pii import redact_quarantine_rows
 from flywheel.config import ProjectConfig
 from flywheel.core.errors import InputError, require
 from flywheel.core.records import EXAMPLE_SCHEMA, examples_table, make_example, quarantine_table
@@ -159,7 +160,7 @@ def write_source_examples(project: ProjectConfig, home: FlywheelHome, table: str
     load = load_source_examples(files, spec.source, max_tokens=project.curation.max_tokens,
                                 generator_keys=spec.generator_keys)
     out = write_parquet(examples_table(load.examples), home.warehouse(table, "all"))
-    write_parquet(quarantine_table(load.quarantine), home.quarantine(table, "all"))
+    write_parquet(quarantine_table(redact_quarantine_rows(load.quarantine)), home.quarantine(table, "all"))
     return load, out
 
 
