@@ -5,11 +5,12 @@ import dagster as dg
 
 from assets.partitions import weekly_partitions
 from assets.resources import FlywheelResource
+from flywheel.capture.pii import TrainingTextScrubber
 from flywheel.core.markdown import markdown_table
 from flywheel.core.records import examples_table
 from flywheel.core.storage import write_parquet
 from flywheel.labeling.agreement import review_stats
-from flywheel.labeling.batches import BATCH_ASSET, register_selection, write_batch_files
+from flywheel.labeling.batches import BATCH_ASSET, register_selection, scrub_items, write_batch_files
 from flywheel.labeling.candidates import KINDS, load_week_candidates
 from flywheel.labeling.reviewed import REVIEWED_ASSET, build_reviewed_examples
 from flywheel.labeling.selection import select_batch
@@ -48,6 +49,7 @@ def labeling_batch(context: dg.AssetExecutionContext, flywheel: FlywheelResource
         week, rows, project.labeling, rubric=rubric, weights=project.capture.signal_weights,
         reviewed_ids=reviewed_ids, reviewed_inputs=reviewed_inputs,
     )
+    pii_scan = scrub_items(selection.items, project.capture.pii)  # patterns and NER before a person sees them
     registered = register_selection(store, selection, rubric)
     if not registered:
         context.log.warning(f"batch {week} already has review decisions; kept the stored batch unchanged")
@@ -67,6 +69,8 @@ def labeling_batch(context: dg.AssetExecutionContext, flywheel: FlywheelResource
             "days_with_interactions": read_counts["days_with_interactions"],
             "selection": dg.MetadataValue.md(_selection_table(meta)),
             "kept_existing_batch": not registered,
+            "pii_ner": pii_scan["ner"],  # False: names and addresses were checked by patterns only
+            "pii_scan": dg.MetadataValue.json(pii_scan),
             "rubric_problem": problem or "none",
             "path": dg.MetadataValue.path(str(parquet)),
             "jsonl": dg.MetadataValue.path(str(jsonl)),
@@ -93,12 +97,13 @@ def reviewed_examples(context: dg.AssetExecutionContext, flywheel: FlywheelResou
     Reviewers who disagree: the most cautious verdict wins (reject > fix > pass), then the latest."""
     week = context.partition_key
     cfg = flywheel.project().labeling
+    scrubber = TrainingTextScrubber(flywheel.project().capture.pii)  # reviewers' fixed answers
     store = ReviewStore(flywheel.db_url())
     if not store.has_batch(week):
         raise dg.Failure(f"no review batch {week!r} in the decision store; materialize {BATCH_ASSET} for {week} first")
     progress = store.progress(week)  # read first: the completion key names the decisions used below
     items, decisions = store.items(week), store.decisions(week)
-    rows, counts = build_reviewed_examples(week, items, decisions)
+    rows, counts = build_reviewed_examples(week, items, decisions, scrubber)
     path = write_parquet(examples_table(rows), flywheel.home().warehouse(REVIEWED_ASSET, week))
     stats = review_stats(items, decisions)
     kappa_ok = stats.kappa is None or stats.kappa >= cfg.agreement_kappa_warn
@@ -128,6 +133,7 @@ def reviewed_examples(context: dg.AssetExecutionContext, flywheel: FlywheelResou
     return dg.MaterializeResult(
         metadata={
             **counts,
+            "fix_text_pii_scan": dg.MetadataValue.json(scrubber.scan.summary()),
             "batch_state": progress.state,
             "completion_key": progress.completion_key,  # review_complete_sensor skips what is already built
             "reviewers": len({d.reviewer for d in decisions}),

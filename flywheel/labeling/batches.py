@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flywheel.capture.pii import TrainingTextScrubber
+from flywheel.config import PiiConfig
 from flywheel.core.records import MESSAGES_TYPE, example_id
 from flywheel.core.storage import FlywheelHome, duckdb_connection, write_jsonl, write_parquet
 from flywheel.core.text import last_user_text
@@ -68,6 +70,14 @@ def write_batch_files(home: FlywheelHome, batch_id: str, items: Sequence[dict[st
     parquet = write_parquet(batch_table(items), home.warehouse(BATCH_ASSET, batch_id))
     jsonl = write_jsonl(export_rows(items), home.labeling(batch_id) / "batch.jsonl")
     return parquet, jsonl
+
+
+def scrub_items(items: Sequence[dict[str, Any]], pii: PiiConfig) -> dict[str, Any]:
+    """PII patterns and NER (`capture.pii`) over what reviewers will see, in place: the prompt, the
+    answer and the user's correction. Returns the scan's summary (did NER run, what was redacted)."""
+    scrubber = TrainingTextScrubber(pii)
+    scrubber.scrub_rows(items, text_keys=("input_text", "output", "correction_text"))
+    return scrubber.scan.summary()
 
 
 def register_selection(store: ReviewStore, selection: BatchSelection, rubric: str) -> bool:
@@ -123,6 +133,7 @@ def create_sample_batch(
     kind: str = SAMPLE_KIND,
     hold_inputs: bool = True,
     meta: dict[str, Any] | None = None,
+    pii: PiiConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Send a seeded random sample of `n` example rows (all when None) for review as batch `batch_id`.
 
@@ -130,7 +141,8 @@ def create_sample_batch(
     fit; `example_id`, `source`, `generator`, `lineage` are kept as the item's lineage). Rows with the
     same content are sampled once. Returns the items (item_id = the example's content hash).
     `hold_inputs=False` gives the items no input key, so they never hold production inputs back from a
-    weekly batch (a generated file's admission sample); `kind` and `meta` label the batch.
+    weekly batch (a generated file's admission sample); `kind` and `meta` label the batch. With `pii`
+    (`capture.pii`) the items are scrubbed of PII first (`scrub_items`; its scan goes in the batch's meta).
     """
     candidates: dict[str, tuple[int, dict[str, Any]]] = {}
     for idx, row in enumerate(examples_rows):
@@ -153,9 +165,10 @@ def create_sample_batch(
             model_version=row.get("generator"), weight=float(row.get("weight") or 1.0),
             source=row.get("source") or source, lineage=lineage, rubric=rubric,
         ))
+    scan = scrub_items(items, pii) if pii is not None else None
     store.register_batch(batch_id, items, kind=kind, rubric=rubric, source=source,
                          meta={**(meta or {}), "rows": len(examples_rows), "distinct": len(candidates),
-                               "sampled": len(items), "seed": seed})
+                               "sampled": len(items), "seed": seed, "pii_scan": scan})
     return items
 
 

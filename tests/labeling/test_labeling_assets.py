@@ -28,6 +28,8 @@ def test_assets_materialize_and_check(home: FlywheelHome, project_dir: Path) -> 
     md = result.asset_materializations_for_node("labeling_batch")[0].metadata
     assert md["items_selected"].value == 70  # 73 interactions, 3 near-duplicates folded; all fit in 200
     assert md["items_dropped_by_cap"].value == 0
+    assert md["pii_ner"].value is False  # the test project names no installed spaCy pipeline: said, not hidden
+    assert md["pii_scan"].value["texts"] > 0 and "spaCy" in md["pii_scan"].value["ner_missing_reason"]
     batch = pq.read_table(home.warehouse("labeling_batch", WEEK))
     assert batch.num_rows == 70 and (home.labeling(WEEK) / "batch.jsonl").exists()
     assert "Quality rubric (test project)" in batch.column("rubric")[0].as_py()
