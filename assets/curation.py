@@ -126,6 +126,8 @@ def training_dataset(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         "gap_score": m["production_gap"].get("gap_score"),
         "input_lengths": png_metadata(dv.path / m["plots"]["input_lengths"], "input length, training vs production"),
         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in m["warnings"]) or "none"),
+        "pii_ner": bool(m["facts"].get("pii_scan", {}).get("ner")),  # False: names were checked by patterns only
+        "pii_scan": dg.MetadataValue.json(m["facts"].get("pii_scan") or {}),
         "review_batch": build.review_batch or "(not registered)",
         "conflict_batch": build.conflict_batch or ("(already registered)" if m["counts"]["conflicts"] else "(no conflicts)"),
         "card": dg.MetadataValue.path(str(dv.path / "card.md")),
@@ -153,7 +155,8 @@ def _rule(context: dg.AssetCheckExecutionContext, flywheel: FlywheelResource, na
     if rule is None:
         return dg.AssetCheckResult(passed=False, description=f"dataset {version} has no rule {name}")
     return dg.AssetCheckResult(
-        passed=bool(rule["passed"]), description=rule["message"], metadata={"version": version},
+        passed=bool(rule["passed"]), description=rule["message"],
+        metadata={"version": version, "pii_ner": bool(manifest["facts"].get("pii_scan", {}).get("ner"))},
         severity=dg.AssetCheckSeverity.ERROR if rule["blocking"] else dg.AssetCheckSeverity.WARN,
     )
 
