@@ -346,8 +346,7 @@ def test_admission_gate_per_source_file(project_dir: Path, tmp_path: Path, home:
     # the version: the blocking check fails
     record_decision(store, syn_batch, store.item_ids(syn_batch)[0], "ana", "reject", reason="on second thought")
     late = dg.materialize([curation.training_dataset, curation.sources_admitted], resources=resources, instance=instance,
-                          selection=dg.AssetSelection.checks(curation.sources_admitted), raise_on_error=False,
-                          partition_key=QUARTER)
+                          selection=dg.AssetSelection.checks(curation.sources_admitted), raise_on_error=False)
     failed = _check(late, "sources_admitted")
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     assert "synthetic.jsonl (4 rows; failed: 3 of 4 passed (75% < 80%))" in (failed.description or "")
