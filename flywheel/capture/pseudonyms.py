@@ -55,7 +55,11 @@ class Pseudonymizer:
             raise PseudonymKeyError(f"a pseudonym key needs at least {MIN_KEY_CHARS} characters; got {len(key)}")
         self._key = key.encode("utf-8")
         self.key_id = key_id(key)
-        self._cache: dict[tuple[str, str], str] = {}
+        self._setup()
+
+    def _setup(self) -> None:
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha256)  # keyed once; each id hashes a copy
+        self._cache: dict[str, dict[str, str]] = {name: {} for name in PSEUDONYM_FIELDS}
 
     def __repr__(self) -> str:
         return f"Pseudonymizer(key_id={self.key_id!r})"
@@ -64,18 +68,23 @@ class Pseudonymizer:
         return {"_key": self._key, "key_id": self.key_id}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._key, self.key_id, self._cache = state["_key"], state["key_id"], {}
+        self._key, self.key_id = state["_key"], state["key_id"]
+        self._setup()
 
     def pseudonym(self, field: str, raw: str) -> str:
         """The pseudonym of raw id `raw` of `field` (user_id or session_id: the same raw id in two
         fields gives two pseudonyms)."""
-        cached = self._cache.get((field, raw))
+        cache = self._cache.get(field)
+        if cache is None:
+            cache = self._cache[field] = {}
+        cached = cache.get(raw)
         if cached is None:
-            digest = hmac.new(self._key, f"{field}\0{raw}".encode("utf-8", "surrogatepass"), hashlib.sha256)
-            cached = f"ps:{self.key_id}:{digest.hexdigest()[:32]}"
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[(field, raw)] = cached
+            mac = self._mac.copy()
+            mac.update(f"{field}\0{raw}".encode("utf-8", "surrogatepass"))
+            cached = f"ps:{self.key_id}:{mac.hexdigest()[:32]}"
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[raw] = cached
         return cached
 
     def scrub_line(self, text: str) -> str:
