@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 
 from flywheel.capture.landing import landing_days, landing_files
+from flywheel.capture.pii import ner_available
 from flywheel.capture.records import INTERACTIONS
 from flywheel.config import ProjectConfig
 from flywheel.core.cron import parse_cron
@@ -119,6 +120,8 @@ class FlywheelStatus:
     history: list[dict[str, Any]] = field(default_factory=list)  # flywheel.models.history.score_history rows
     next_steps: list[NextStep] = field(default_factory=list)
     last_gate: GateStatus | None = None
+    pii_ner: str | None = None  # the spaCy pipeline NER runs with where rows become training data
+    pii_ner_missing: str | None = None  # why NER does not run (None when it does)
 
     @property
     def pending_batches(self) -> list[BatchStatus]:
@@ -283,7 +286,17 @@ def collect_status(project: ProjectConfig, home: FlywheelHome, db_url: str, now:
         history=history,
         next_steps=next_steps(project, now),
         last_gate=last_gate(db_url, history),
+        **pii_ner_status(project),
     )
+
+
+def pii_ner_status(project: ProjectConfig) -> dict[str, str | None]:
+    """Which spaCy pipeline the NER pass of training-bound rows uses, or why none runs."""
+    pii = project.capture.pii
+    if not pii.enabled or not pii.ner:
+        return {"pii_ner": None, "pii_ner_missing": "capture.pii is off" if not pii.enabled else "capture.pii.ner is off"}
+    model, why = ner_available(pii.ner_models)
+    return {"pii_ner": model, "pii_ner_missing": why}
 
 
 # --- the doctor ------------------------------------------------------------------------------
@@ -311,6 +324,12 @@ def doctor(st: FlywheelStatus) -> list[Finding]:
         if b.state != "open":
             out.append(Finding("note", "review", f"weekly batch {b.batch_id} is {b.state} but not yet turned into "
                                "reviewed examples (the review_complete_sensor does it)"))
+    if st.pii_ner_missing:
+        out.append(Finding("warn", "pii", f"NER does not run ({st.pii_ner_missing}): names and street addresses in "
+                           "labeling batches, dataset versions, the eval set and fixed answers are checked by "
+                           "patterns only"))
+    elif st.pii_ner:
+        out.append(Finding("ok", "pii", f"NER with spaCy pipeline {st.pii_ner} on rows that become training data"))
     for name, covered in OFF_BY_DEFAULT.items():
         out.append(Finding("note", "automation", f"{name} is off by default: {covered}"))
     if st.champion is None:

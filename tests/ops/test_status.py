@@ -10,12 +10,14 @@ import pyarrow as pa
 from rich.console import Console
 from typer.testing import CliRunner
 
+from flywheel.capture.pii import ner_available
 from flywheel.cli import app
 from flywheel.config import load_project
 from flywheel.core.storage import FlywheelHome, write_json, write_parquet, write_text
 from flywheel.labeling.store import ReviewStore
 from flywheel.models import history, registry
 from flywheel.ops.status import OFF_BY_DEFAULT, collect_status, next_cron_time, render_status, sparkline
+from tests.capture.test_pii_ner import NER_MODELS
 from tests.models.registry_rows import record
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -181,3 +183,20 @@ def test_off_by_default_matches_the_code_location() -> None:
     stopped = {s.name for s in defs.schedules if s.default_status == dg.DefaultScheduleStatus.STOPPED}
     stopped |= {s.name for s in defs.sensors if s.default_status == dg.DefaultSensorStatus.STOPPED}
     assert stopped == set(OFF_BY_DEFAULT)
+
+
+def test_status_says_loudly_whether_ner_runs_on_training_bound_rows(home: FlywheelHome, project_dir: Path) -> None:
+    project = load_project(project_dir)
+    project.capture.pii.ner_models = ["no_such_pipeline"]
+    st = collect_status(project, home, home.database_url(), now=NOW)
+    assert st.pii_ner is None and "no_such_pipeline" in (st.pii_ner_missing or "")
+    warn = [f for f in st.findings() if f.topic == "pii"]
+    assert warn and warn[0].level == "warn" and "NER does not run" in warn[0].message
+    assert "NER does not run" in _render(st)
+    project.capture.pii.ner = False
+    assert "capture.pii.ner is off" in (collect_status(project, home, home.database_url(), now=NOW).pii_ner_missing or "")
+    model, _ = ner_available(NER_MODELS)
+    if model is not None:  # a spaCy English pipeline is installed here
+        project.capture.pii.ner, project.capture.pii.ner_models = True, NER_MODELS
+        st = collect_status(project, home, home.database_url(), now=NOW)
+        assert st.pii_ner == model and any(f.level == "ok" and f.topic == "pii" for f in st.findings())
