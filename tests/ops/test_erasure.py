@@ -202,3 +202,19 @@ def test_the_cli_erases_and_says_when_there_is_nothing_left(tmp_path: Path, home
     with engine.connect() as conn:  # the review store exists (and is empty): nothing else was created
         assert conn.execute(sa.text("SELECT count(*) FROM review_items")).scalar_one() == 0
     engine.dispose()
+
+
+def test_erasure_on_postgresql(home: FlywheelHome, pg_url: str) -> None:
+    with CaptureWriter(home) as w:
+        mine = w.log_interaction([{"role": "user", "content": "pg question"}], "a", session_id="s", user_id="pia",
+                                 model_version="m", latency_ms=1, ts=f"{DAYS[0]}T08:00:00Z")
+        other = w.log_interaction([{"role": "user", "content": "pg other"}], "a", session_id="t", user_id="rob",
+                                  model_version="m", latency_ms=1, ts=f"{DAYS[0]}T08:01:00Z")
+    store = ReviewStore(pg_url)
+    items = [{"item_id": i, "kind": "control", "interaction_id": i, "input_key": i, "input_text": t}
+             for i, t in ((mine, "pg question"), (other, "pg other"))]
+    store.register_batch(WEEK, items, kind="weekly")
+    record_decision(store, WEEK, mine, "rev", "fix", text="pia's fixed answer")
+    report = erase_user(home, pg_url, CaptureConfig(), "pia")
+    assert report.rows["review/items"] == 1 and report.rows["review/decisions"] == 1
+    assert store.item_ids(WEEK) == [other] and store.decisions(WEEK) == []
