@@ -43,6 +43,8 @@ ui: venv
 	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	@grep -q '^python_logs:' $(DAGSTER_HOME)/dagster.yaml || printf 'python_logs:\n  python_log_level: INFO\n' >> $(DAGSTER_HOME)/dagster.yaml
 	@test -d $(FLYWHEEL_PROJECT) || echo "note: $(FLYWHEEL_PROJECT) does not exist yet; run \`make demo\` first (or set FLYWHEEL_PROJECT)"
+	@# the demo project's captures pseudonymise user ids with the demo's public key (flywheel/demo/run.py) unless one is set
+	$(if $(filter $(DEMO_PROJECT),$(FLYWHEEL_PROJECT)),FLYWHEEL_PSEUDONYM_KEY=$${FLYWHEEL_PSEUDONYM_KEY:-flywheel-demo-only-pseudonym-key}) \
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg dev
 
 lint: venv
