@@ -11,7 +11,8 @@ a few broken lines, several landing files), then runs, each in its own subproces
   the main process's);
 - baseline: DuckDB `read_json` of the same interaction and feedback files written to Parquet.
 `--pii-compare` also times presidio-analyzer's pattern recognizers (if installed) against
-`flywheel.capture.pii` on the same texts.
+`flywheel.capture.pii` on the same texts, and the NER pass of training-bound rows (`capture.pii.ner`,
+a spaCy pipeline, if one is installed: `--ner-model NAME`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ DATASET = REPO.parent / "shared" / "datasets" / "alpaca_llamafactory_demo.json"
 DAY = "2026-01-05"
 SYSTEM = "You are a helpful assistant for Acme Corp. Answer briefly and politely."
 PII = ["jane.doe@example.com", "+1 415-555-0134", "4111 1111 1111 1111", "sk-proj-abcdefghijklmnop1234567890",
-       "192.168.10.24", "password=hunter2hunter2", "(030) 1234 5678"]  # fmt: skip
+       "192.168.10.24", "password=hunter2hunter2", "(030) 1234 5678",
+       # the kinds capture.pii learnt later (issue 12): IBAN, SSN, national phones, tokens, Unicode e-mail, ...
+       "IBAN DE89 3704 0044 0532 0130 00", "SSN 123-45-6789", "06 12 34 56 78", "+91 98765 43210",
+       "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "jürgen.müller@beispiel.de", "my password is Tr0ub4dor&3",
+       "742 Evergreen Terrace, Springfield, IL 62704", "date of birth: 04/12/1985"]  # fmt: skip
 
 
 def generate(home: FlywheelHome, events: int, seed: int = 0) -> dict[str, int]:
@@ -142,9 +147,10 @@ def _in_subprocess(stage: str, home: FlywheelHome, workers: int | None) -> dict[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compare_pii(n: int = 3000) -> None:
-    """flywheel.capture.pii against presidio-analyzer's pattern recognizers on the same texts."""
-    from flywheel.capture.pii import PiiRedactor
+def compare_pii(n: int = 3000, ner_models: list[str] | None = None) -> None:
+    """flywheel.capture.pii against presidio-analyzer's pattern recognizers on the same texts; the NER pass."""
+    from flywheel.capture.pii import PiiRedactor, TrainingTextScrubber
+    from flywheel.config import PiiConfig
 
     rows = json.loads(DATASET.read_text(encoding="utf-8"))
     rng = random.Random(1)
@@ -158,6 +164,16 @@ def compare_pii(n: int = 3000) -> None:
     PiiRedactor().redact_array(pa.array(texts))
     ours = time.perf_counter() - t0
     print(f"flywheel.capture.pii (RE2 prefilter + exact re): {n / ours:,.0f} texts/s ({mb / ours:.1f} MB/s)")
+    scrubber = TrainingTextScrubber(PiiConfig(ner_models=ner_models or ["en_core_web_sm"]))
+    if scrubber.scan.ner:
+        scrubber.scrub_texts(texts[:20])  # warm up
+        t0 = time.perf_counter()
+        scrubber.scrub_texts(texts[:500])
+        ner = time.perf_counter() - t0
+        print(f"training-bound rows, patterns + NER ({scrubber.scan.model}): {500 / ner:,.0f} texts/s "
+              f"(a 200-item labeling batch: {200 / (500 / ner):.1f}s; 20,000 dataset rows: {20_000 / (500 / ner):.0f}s)")
+    else:
+        print(f"NER pass not timed: {scrubber.scan.reason}")
     try:
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,
@@ -187,6 +203,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--workers", type=int, help="ingestion worker processes (default: ingest_workers(); 1: none)")
     parser.add_argument("--pii-compare", action="store_true")
+    parser.add_argument("--ner-model", action="append", help="spaCy pipeline(s) for the NER timing of --pii-compare")
     parser.add_argument("--child", choices=["capture", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,7 +232,7 @@ def main() -> None:
         ratio = cap["seconds"] / base["seconds"]  # type: ignore[operator]
         print(f"ratio capture/baseline: {ratio:.2f}x (target <= 5x); peak RSS target < 2048 MiB")
     if args.pii_compare:
-        compare_pii()
+        compare_pii(ner_models=args.ner_model)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel.capture.pii.rules import CANDIDATE, DEFAULT_PHONE_REGIONS, EXACT, PII_KINDS, validators
+from flywheel.capture.pii.rules import CANDIDATE, DEFAULT_PHONE_REGIONS, PII_KINDS, RULES, validators
 from flywheel.core.errors import InputError
 
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
@@ -85,8 +85,8 @@ class PiiRedactor:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.hits: Counter[str] = Counter()
-        self._subs: dict[str, Callable[[str], str]] = {
-            k: self._substituter(k, checks.get(k)) for k in self.kinds
+        self._subs: dict[str, list[Callable[[str], str]]] = {
+            k: [self._substituter(k, pattern, checks.get(k)) for pattern, _ in RULES[k]] for k in self.kinds
         }
 
     @classmethod
@@ -96,8 +96,9 @@ class PiiRedactor:
             return None
         return cls(tuple(pii.kinds), tuple(pii.allow), tuple(pii.phone_regions))
 
-    def _substituter(self, kind: str, check: Callable[[str], bool] | None) -> Callable[[str], str]:
-        pattern = EXACT[kind]
+    def _substituter(
+        self, kind: str, pattern: re.Pattern[str], check: Callable[[str], bool] | None
+    ) -> Callable[[str], str]:
         label = placeholder(kind)
         hits = self.hits
         allows = self.allowlist.allows
@@ -123,7 +124,8 @@ class PiiRedactor:
     def redact(self, text: str) -> str:
         """`text` with every enabled PII kind replaced."""
         for kind in self.kinds:
-            text = self._subs[kind](text)
+            for sub in self._subs[kind]:
+                text = sub(text)
         return text
 
     def redact_array(self, texts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -142,12 +144,12 @@ class PiiRedactor:
             return arr
         subset = arr.filter(flagged)
         for kind in self.kinds:
-            mask = pc.fill_null(pc.match_substring_regex(subset, CANDIDATE[kind]), False)
-            if not pc.any(mask).as_py():
-                continue
-            sub = self._subs[kind]
-            replaced = pa.array([sub(t) for t in subset.filter(mask).to_pylist()], pa.string())
-            subset = pc.replace_with_mask(subset, mask, replaced)
+            for (_, candidate), sub in zip(RULES[kind], self._subs[kind], strict=True):
+                mask = pc.fill_null(pc.match_substring_regex(subset, candidate), False)
+                if not pc.any(mask).as_py():
+                    continue
+                replaced = pa.array([sub(t) for t in subset.filter(mask).to_pylist()], pa.string())
+                subset = pc.replace_with_mask(subset, mask, replaced)
         return pc.replace_with_mask(arr, flagged, subset)
 
     def redact_raw(self, raw: str) -> str:
@@ -202,12 +204,13 @@ def find_pii(text: str, kinds: Iterable[str] = PII_KINDS, allow: Sequence[str] =
     found: list[tuple[str, str]] = []
     checks = validators(tuple(redactor.phone_regions))
     for kind in redactor.kinds:
-        pattern, check = EXACT[kind], checks.get(kind)
-        names = [n for n in pattern.groupindex if n.startswith("v")]
-        for m in pattern.finditer(text):
-            group = next((n for n in names if m.group(n) is not None), None)
-            value = m.group(group or 0)
-            if (check is None or check(value)) and not redactor.allowlist.allows(kind, value):
-                found.append((kind, value))
-        text = redactor._subs[kind](text)
+        check = checks.get(kind)
+        for (pattern, _), sub in zip(RULES[kind], redactor._subs[kind], strict=True):
+            names = [n for n in pattern.groupindex if n.startswith("v")]
+            for m in pattern.finditer(text):
+                group = next((n for n in names if m.group(n) is not None), None)
+                value = m.group(group or 0)
+                if (check is None or check(value)) and not redactor.allowlist.allows(kind, value):
+                    found.append((kind, value))
+            text = sub(text)
     return found
