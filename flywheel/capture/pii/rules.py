@@ -141,16 +141,26 @@ _IP = r"""
 _IP_CANDIDATE = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
 
 # --- phone: shapes found by pattern, numbers checked by libphonenumber -------------------------------
-_PHONE = r"""
-    (?<![\w+.-])(?P<v1>(?:\+|00)[1-9][\d ().-]{6,20}\d)(?![\w-]|[.,]\d)
-  | (?<![\w+.-])(?<!\d[ ])(?P<v2>(?:\(\d{2,5}\)[ .-]?|\d{2,5}[ .-])\d{3,4}[ .-]?\d{3,4})(?![\w-]|[.,]\d|[ ]\d)
-  | (?<![\w+.-])(?P<v3>0[1-9](?:[ .-]?\d{2}){4})(?![\w-]|[.,]\d|[ ]\d)
-  | (?<![\w+.-])(?P<v4>0?[6-9]\d{4}[ -]\d{5})(?![\w-]|[.,]\d|[ ]\d)
-  | (?i:\b(?:phone|tel|telephone|mobile|cell|call|whatsapp|fax|telefon|handy|t[ée]l[ée]phone|portable)\b[^\d\n]{0,15}?)
-      (?<![\w+.-])(?P<v5>\d{7,15})\b"""
-_PHONE_CANDIDATE = (  # each shape contains one of these (DFA-friendly: short counted repetitions)
-    r"(?:\+|00)[1-9][\d ().-]{6}|\d\)?[ .-]?\d\d\d[ .-]?\d\d\d|0[1-9][ .-]?\d\d[ .-]?\d\d"
-)
+# one character class first (then look-behinds on it), so that Python's engine skips to candidate starts
+_PHONE_SHAPES = r"""
+    (?P<v1>[+(\d](?<![\w+.-].)
+      (?: (?<=\+)[1-9][\d ().-]{6,20}\d(?![\w-]|[.,]\d)
+        | (?<=0)0[1-9][\d ().-]{6,20}\d(?![\w-]|[.,]\d)
+        | (?<!\d[ ].)(?:(?<=\()\d{2,5}\)[ .-]?|(?<=\d)\d{1,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?![\w-]|[.,]\d|[ ]\d)
+        | (?<=0)[1-9](?:[ .-]?\d{2}){4}(?![\w-]|[.,]\d|[ ]\d)
+        | (?:(?<=0)[6-9]|(?<=[6-9]))\d{4}[ -]\d{5}(?![\w-]|[.,]\d|[ ]\d)
+      ))"""
+_PHONE_CONTEXT = r"""
+    (?i:\b(?:phone|tel|telephone|mobile|cell|call|whatsapp|fax|telefon|handy|t[ée]l[ée]phone|portable)\b[^\d\n]{0,15}?)
+      (?<![\w+.-])(?P<v1>\d{7,15})\b"""
+_PHONE_RULES = [
+    # international, (area) and grouped national, French, Indian: each contains one of these
+    (_PHONE_SHAPES, r"(?:\+|00)[1-9][\d ().-]{6}|\d\)?[ .-]?\d\d\d[ .-]?\d\d\d|0[1-9][ .-]?\d\d[ .-]?\d\d"),
+    (
+        _PHONE_CONTEXT,
+        r"(?i:phone|tel|mobile|cell|call|whatsapp|fax|telefon|handy|t[ée]l[ée]phone|portable)[^0-9\n]*[0-9]{7}",
+    ),
+]
 
 # kind -> (exact pattern, flags beyond re.VERBOSE, RE2 candidate)
 _RULES: dict[str, tuple[str, int, str]] = {
@@ -163,11 +173,11 @@ _RULES: dict[str, tuple[str, int, str]] = {
     "address": (_ADDRESS, 0, _ADDRESS_CANDIDATE),
     "person": (_PERSON, 0, _PERSON_CANDIDATE),
     "ip": (_IP, re.ASCII, _IP_CANDIDATE),
-    "phone": (_PHONE, re.ASCII, _PHONE_CANDIDATE),
 }
 RULES: dict[str, list[tuple[re.Pattern[str], str]]] = {
     "secret": [(re.compile(p, re.VERBOSE | re.ASCII), c) for p, c in _SECRET_RULES],
     **{k: [(re.compile(p, re.VERBOSE | f), c)] for k, (p, f, c) in _RULES.items()},
+    "phone": [(re.compile(p, re.VERBOSE | re.ASCII), c) for p, c in _PHONE_RULES],
 }
 """kind -> its rules, applied in order: (exact Python pattern, RE2 candidate matching a superset of it)."""
 CANDIDATE: dict[str, str] = {k: "|".join(f"(?:{c})" for _, c in rules) for k, rules in RULES.items()}
