@@ -8,7 +8,7 @@ Prints per cycle: the pairs, the SFT candidate's and the DPO'd candidate's chrF 
 would get. Figures only; nothing is asserted.
 
 Run: `.venv/bin/python benchmarks/dpo.py [--small] [--seed 1] [--beta 0.1] [--epochs 1] [--lr 5e-5]
-[--home DIR (reuse a finished demo home)] [--json OUT]`.
+[--home DIR (the demo's home: reused when it holds a finished demo)] [--json OUT]`.
 """
 
 from __future__ import annotations
@@ -85,8 +85,12 @@ def compare(home_dir: Path, dpo: dict, say=print) -> list[dict]:
 
 
 def _cycle_candidates(home) -> list[tuple[str, str]]:
-    demo = json.loads((home.reports() / "demo.json").read_text())
-    return [(c["name"], c["candidate"]) for c in demo["cycles"] if c.get("candidate")]
+    """(cycle, SFT candidate) of every evaluation the demo ran, oldest first (DPO'd candidates left out)."""
+    summaries = [json.loads(p.read_text()) for p in (home.reports() / "evaluations").glob("*/summary.json")]
+    sft = sorted((s for s in summaries
+                  if "sft_version" not in json.loads((home.model(s["candidate"]) / "manifest.json").read_text())),
+                 key=lambda s: s["created_at"])
+    return [(f"cycle {i}", s["candidate"]) for i, s in enumerate(sft, start=1)]
 
 
 def main() -> int:
@@ -96,15 +100,14 @@ def main() -> int:
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--home", type=Path, default=None, help="a home where `flywheel demo` already ran")
+    parser.add_argument("--home", type=Path, default=None, help="the demo's home (reused when the demo finished there)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     dpo = {"beta": args.beta, "epochs": args.epochs, "learning_rate": args.lr}
     with tempfile.TemporaryDirectory(prefix="flywheel-dpo-bench-") as tmp:
-        home = args.home
-        if home is None:
-            home = Path(tmp) / "home"
+        home = args.home or Path(tmp) / "home"
+        if not (home / "reports" / "demo.json").is_file():
             start = time.perf_counter()
             run_demo(home, Path(tmp) / "dagster", args.small, args.seed)
             print(f"demo ({'small' if args.small else 'full'}, seed {args.seed}): {time.perf_counter() - start:.0f} s", flush=True)
