@@ -123,10 +123,12 @@ _ADDRESS_CANDIDATE = rf"[0-9][\t ]+[{_UPPER}][^\n]*{_US_SUFFIX}\b|{_DE_SUFFIX}[\
 
 # --- person (context phrases only; NER finds the rest) ------------------------------------------------
 _NAME_WORD = rf"[{_UPPER}][a-zß-öø-ÿ'’]+(?:-[{_UPPER}][a-zß-öø-ÿ]+)?"
-_PERSON = (
-    r"(?:(?i:\bmy[ \t]+name[ \t]+is|\bmy[ \t]+name's|(?<![A-Za-z][ \t])(?<![A-Za-z])(?:full[ \t]+)?name[ \t]*:|\bcall[ \t]+me|\bich[ \t]+heiße"
-    r"|\bmein[ \t]+name[ \t]+ist|\bje[ \t]+m'appelle|\bsigned[ \t]*,?|\bregards[ \t]*,|\bsincerely[ \t]*,)[ \t\n]*"
-    r"|\b(?:Mr|Mrs|Ms|Mx|Dr|Prof)\.?[ \t]+|\b(?:Herr|Frau|Mme|Mlle)[ \t]+)"
+_PERSON = (  # one character class first (then look-behinds on it): Python's engine skips to trigger starts
+    r"[MmNnFfCcIiJjSsRrDdPpHh]"
+    r"(?:(?<!\w.)(?i:(?<=m)y[ \t]+name[ \t]+is|(?<=m)y[ \t]+name's|(?<=c)all[ \t]+me|(?<=i)ch[ \t]+heiße"
+    r"|(?<=m)ein[ \t]+name[ \t]+ist|(?<=j)e[ \t]+m'appelle|(?<=s)igned[ \t]*,?|(?<=r)egards[ \t]*,|(?<=s)incerely[ \t]*,)[ \t\n]*"
+    r"|(?<![A-Za-z][ \t].)(?<![A-Za-z].)(?i:(?<=f)ull[ \t]+name|(?<=n)ame)[ \t]*:[ \t\n]*"
+    r"|(?<!\w.)(?:(?<=M)(?:rs|r|s|x)|(?<=D)r|(?<=P)rof)\.?[ \t]+|(?<!\w.)(?:(?<=H)err|(?<=F)rau|(?<=M)me|(?<=M)lle)[ \t]+)"
     rf"(?P<v1>{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})"
 )
 _PERSON_CANDIDATE = (
