@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -143,7 +144,10 @@ def _child(stage: str, home: str, workers: int | None) -> None:
 
 def _in_subprocess(stage: str, home: FlywheelHome, workers: int | None) -> dict[str, object]:
     cmd = [sys.executable, __file__, "--child", stage, "--home", str(home.root)]
-    out = subprocess.run([*cmd, *(["--workers", str(workers)] if workers else [])], check=True, capture_output=True, text=True)
+    # capture pseudonymises user and session ids (capture.pseudonymize, the default) with a key from the environment
+    env = {**os.environ, "FLYWHEEL_PSEUDONYM_KEY": os.environ.get("FLYWHEEL_PSEUDONYM_KEY") or "benchmark-key-not-secret"}
+    out = subprocess.run([*cmd, *(["--workers", str(workers)] if workers else [])], check=True, capture_output=True,
+                         text=True, env=env)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
