@@ -34,6 +34,7 @@ import dagster as dg  # noqa: E402
 
 from flywheel.capture.sdk import CaptureWriter  # noqa: E402
 from flywheel.core.storage import FlywheelHome  # noqa: E402
+from flywheel.demo.run import DEMO_PSEUDONYM_KEY  # noqa: E402
 from flywheel.demo.scenario import ANSWERS, SMALL, react, simulate_requests  # noqa: E402
 
 FIRST_DAY = date(2026, 10, 26)
@@ -77,7 +78,7 @@ def dagster_home(root: Path, name: str) -> Path:
 def env_for(home: FlywheelHome, dhome: Path, project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
     return env | {"FLYWHEEL_HOME": str(home.root), "DAGSTER_HOME": str(dhome), "FLYWHEEL_PROJECT": str(project),
-                  "OMP_WAIT_POLICY": "PASSIVE"}
+                  "OMP_WAIT_POLICY": "PASSIVE", "FLYWHEEL_PSEUDONYM_KEY": DEMO_PSEUDONYM_KEY}
 
 
 def run_dagster(days: list[str], env: dict[str, str], code: Path, log: Path, timeout_s: float) -> tuple[float, dict]:
