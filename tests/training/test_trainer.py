@@ -23,6 +23,7 @@ from assets.metadata import INLINE_MARKDOWN_CHARS
 from assets.resources import FlywheelResource
 from assets.training import lora_adapter
 from flywheel.config import TrainingConfig
+from flywheel.core.quarters import read_quarter, update_quarter
 from flywheel.core.storage import FlywheelHome
 from flywheel.models.artifact import (
     AdapterError,
@@ -151,11 +152,13 @@ def test_lora_adapter_asset_through_pipes(tmp_path: Path) -> None:
         "training:\n  max_steps: 2\n  batch_size: 4\n  max_length: 256\n  lora: {r: 4, alpha: 8, dropout: 0.0}\n"
     )
     home = FlywheelHome(tmp_path / "home")
-    write_dataset(home, qa_examples(80))  # 10% = 8 examples: the smallest validation split by default
+    dataset = write_dataset(home, qa_examples(80))  # 10% = 8 examples: the smallest validation split by default
     write_eval_set(home, qa_examples(4, seed=7, offset=100))
+    update_quarter(home, "2026-Q4", dataset_version=dataset)  # what training_dataset records for its quarter
     result = dg.materialize(
         [lora_adapter],
         resources={"flywheel": FlywheelResource(project_dir=str(project), home_dir=str(home.root))},
+        partition_key="2026-10-01",
     )
     assert result.success
     mats = result.asset_materializations_for_node("lora_adapter")
@@ -165,7 +168,8 @@ def test_lora_adapter_asset_through_pipes(tmp_path: Path) -> None:
     assert meta["steps"].value == 2 and meta["tokens_per_s"].value > 0
     assert len(meta["loss_curve"].value["points"]) >= 2
     assert "data:image/png;base64," in meta["loss_curve_plot"].value
-    assert read_candidate(home).version == version
+    assert read_candidate(home).version == version and read_quarter(home, "2026-Q4")["model_version"] == version
+    assert meta["quarter"].value == "2026-Q4"
     # the ML facts: recipe (rounded), base model, validation split, losses per evaluation, inline chart
     recipe = meta["hyperparameters"].value
     for row in ("| learning rate | 0.0002 |", "| epochs | 3 |", "| max steps | 2 |", "| batch size | 4 x 1 accumulation |",
