@@ -139,6 +139,9 @@ def _child(stage: str, home: str, workers: int | None) -> None:
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["worker_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker
     result["workers"] = (workers or ingest_workers()) if stage == "capture" else 0
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds (every thread and worker): the ratio that other load on a shared machine barely moves
+    result["cpu_s"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     print(json.dumps(result))
 
 
@@ -235,6 +238,8 @@ def main() -> None:
               f"pii {cap['pii_hits']} signals {cap['signals']} resubmissions {cap['resubmissions']}")  # fmt: skip
         ratio = cap["seconds"] / base["seconds"]  # type: ignore[operator]
         print(f"ratio capture/baseline: {ratio:.2f}x (target <= 5x); peak RSS target < 2048 MiB")
+        print(f"CPU seconds: capture {cap['cpu_s']:.1f}, baseline {base['cpu_s']:.1f}: "
+              f"{cap['cpu_s'] / base['cpu_s']:.2f}x (wall-clock ratios swing with other load on a shared machine)")  # type: ignore[operator]
     if args.pii_compare:
         compare_pii(ner_models=args.ner_model)
 

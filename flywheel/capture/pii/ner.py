@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from flywheel.capture.pii.redactor import PiiRedactor, placeholder
+from flywheel.config import PiiConfig
 
 _UNUSED_PIPES = ("parser", "lemmatizer", "tagger", "attribute_ruler", "senter")
 _PLACES = ("FAC", "GPE", "LOC")
@@ -77,7 +78,7 @@ def _load(name: str) -> Any:
 class TrainingTextScrubber:
     """Patterns and NER over training-bound texts (`capture.pii`); `scan` says what it did."""
 
-    def __init__(self, pii: Any) -> None:
+    def __init__(self, pii: PiiConfig) -> None:
         self.redactor = PiiRedactor.from_config(pii)
         self.kinds = set(pii.kinds) if pii.enabled else set()
         self.nlp = None

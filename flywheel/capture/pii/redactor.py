@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flywheel.capture.pii.rules import CANDIDATE, DEFAULT_PHONE_REGIONS, PII_KINDS, RULES, validators
+from flywheel.config import PiiConfig
 from flywheel.core.errors import InputError
 
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
@@ -90,7 +91,7 @@ class PiiRedactor:
         }
 
     @classmethod
-    def from_config(cls, pii: Any) -> PiiRedactor | None:
+    def from_config(cls, pii: PiiConfig) -> PiiRedactor | None:
         """The redactor of a `capture.pii` section (`flywheel.config.PiiConfig`); None when disabled."""
         if not pii.enabled:
             return None
