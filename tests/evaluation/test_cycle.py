@@ -23,8 +23,10 @@ from assets.evaluation import (
     gate_recheck,
 )
 from assets.resources import FlywheelResource
+from flywheel.core.quarters import update_quarter
 from flywheel.core.storage import FlywheelHome
 from flywheel.models import history, registry
+from flywheel.models.artifact import read_candidate
 from tests.evaluation.eval_files import (
     MAX_NEW_TOKENS,
     SLICE_ANSWERS,
@@ -34,6 +36,7 @@ from tests.evaluation.eval_files import (
 )
 from tests.models.artifacts import install_model
 
+QUARTER = "2026-10-01"  # the evaluation assets' retrain quarter (2026-Q4)
 EVAL_ASSETS = [fixed_eval_set, candidate_evaluation, champion_model, eval_set_min_items, eval_set_rows_valid,
                eval_set_has_slices, eval_set_frozen, gate_recheck]
 
@@ -48,8 +51,15 @@ def _project(tmp_path: Path, **evaluation: object) -> Path:
 
 
 def _run(project: Path, home: FlywheelHome, selection: list | None = None) -> dg.ExecuteInProcessResult:
+    """Materialize `selection`; with the quarterly evaluation assets, for QUARTER, whose model is the installed
+    candidate (what training_dataset and lora_adapter record for the quarter)."""
     resource = FlywheelResource(project_dir=str(project), home_dir=str(home.root))
-    return dg.materialize(selection or EVAL_ASSETS, resources={"flywheel": resource}, raise_on_error=False)
+    selection = selection or EVAL_ASSETS
+    if candidate_evaluation not in selection and champion_model not in selection:
+        return dg.materialize(selection, resources={"flywheel": resource}, raise_on_error=False)
+    candidate = read_candidate(home)
+    update_quarter(home, QUARTER, dataset_version=candidate.dataset_version or "ds", model_version=candidate.version)
+    return dg.materialize(selection, resources={"flywheel": resource}, raise_on_error=False, partition_key=QUARTER)
 
 
 def _check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
