@@ -436,14 +436,6 @@ class JudgeConfig(_Strict):
             raise ValueError(f"expected min_calibration_items <= calibration_items (got {self.min_calibration_items} > "
                              f"{self.calibration_items})")
         return self
-    @model_validator(mode="after")
-    def _calibration(self) -> JudgeConfig:
-        if self.reject_max_grade >= self.pass_min_grade:
-            raise ValueError(f"expected reject_max_grade < pass_min_grade (got {self.reject_max_grade} >= {self.pass_min_grade})")
-        if self.min_calibration_items > self.calibration_items:
-            raise ValueError(f"expected min_calibration_items <= calibration_items (got {self.min_calibration_items} > "
-                             f"{self.calibration_items})")
-        return self
 
 
 class EvaluationConfig(_Strict):

@@ -14,8 +14,8 @@ import schedules
 import sensors
 from assets.resources import FlywheelResource
 from definitions import defs
-from flywheel.core.quarters import current_quarter
 from flywheel.config import AutomationConfig
+from flywheel.core.quarters import current_quarter
 from flywheel.core.storage import FlywheelHome
 from schedules.calendar import build_calendar_schedules
 from sensors.alerts import run_failure_alert

@@ -58,7 +58,7 @@ class TextScan:
 def ner_available(models: Sequence[str]) -> tuple[str | None, str | None]:
     """(the first installed spaCy pipeline of `models`, None) or (None, why none can run)."""
     if importlib.util.find_spec("spacy") is None:
-        return None, "spaCy is not installed: pip install 'flywheel[ner]'"
+        return None, f"no spaCy pipeline of {list(models)} is installed: spaCy itself is not (pip install 'flywheel[ner]')"
     import spacy.util
 
     for name in models:

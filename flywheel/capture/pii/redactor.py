@@ -86,6 +86,7 @@ class PiiRedactor:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.hits: Counter[str] = Counter()
+        self._weight = 1  # how many rows the text being redacted stands for (redact_array: distinct texts)
         self._subs: dict[str, list[Callable[[str], str]]] = {
             k: [self._substituter(k, pattern, checks.get(k)) for pattern, _ in RULES[k]] for k in self.kinds
         }
@@ -110,7 +111,7 @@ class PiiRedactor:
             found = match.group(group or 0)
             if (check is not None and not check(found)) or allows(kind, found):
                 return match.group(0)
-            hits[kind] += 1
+            hits[kind] += self._weight
             if group is None:
                 return label
             whole, start, end = (
@@ -133,8 +134,9 @@ class PiiRedactor:
         """A string column with every enabled PII kind replaced (nulls stay null); the same as `redact`
         on each text.
 
-        One RE2 pass flags the rows that may hold any enabled kind; on those rows only, one RE2 pass
-        per kind picks the texts that go through that kind's exact Python pattern and validator.
+        One RE2 pass flags the rows that may hold any enabled kind; their distinct texts (a system
+        prompt, a canned answer repeat) go once through one RE2 pass per rule, which picks the texts
+        for that rule's exact Python pattern and validator. Hits count every row.
         """
         arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
         if not self.kinds or len(arr) == 0:
@@ -143,15 +145,25 @@ class PiiRedactor:
         flagged = pc.fill_null(pc.match_substring_regex(arr, any_kind), False)
         if not pc.any(flagged).as_py():
             return arr
-        subset = arr.filter(flagged)
-        for kind in self.kinds:
-            for (_, candidate), sub in zip(RULES[kind], self._subs[kind], strict=True):
-                mask = pc.fill_null(pc.match_substring_regex(subset, candidate), False)
-                if not pc.any(mask).as_py():
-                    continue
-                replaced = pa.array([sub(t) for t in subset.filter(mask).to_pylist()], pa.string())
-                subset = pc.replace_with_mask(subset, mask, replaced)
-        return pc.replace_with_mask(arr, flagged, subset)
+        flagged_texts = arr.filter(flagged)
+        counts = pc.value_counts(flagged_texts)
+        subset, weights = counts.field("values"), counts.field("counts").to_numpy()
+        try:
+            for kind in self.kinds:
+                for (_, candidate), sub in zip(RULES[kind], self._subs[kind], strict=True):
+                    mask = pc.match_substring_regex(subset, candidate)
+                    rows = pc.indices_nonzero(mask).to_numpy()
+                    if not len(rows):
+                        continue
+                    replaced = []
+                    for row, text in zip(rows, subset.take(rows).to_pylist(), strict=True):
+                        self._weight = int(weights[row])
+                        replaced.append(sub(text))
+                    subset = pc.replace_with_mask(subset, mask, pa.array(replaced, pa.string()))
+        finally:
+            self._weight = 1
+        redacted = subset.take(pc.index_in(flagged_texts, value_set=counts.field("values")))
+        return pc.replace_with_mask(arr, flagged, redacted)
 
     def redact_raw(self, raw: str) -> str:
         """A rejected input line, PII redacted and its shape kept for debugging: a JSON line keeps its
