@@ -59,6 +59,21 @@ class FlywheelHome:
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """`path` as stored in pointers, the registry and exports: relative to the home (POSIX) when it lies
+        inside it, so a copied or moved home still works; absolute otherwise (a model outside the home)."""
+        p = Path(path)
+        p = p if p.is_absolute() else self.root / p
+        try:
+            return p.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(p.resolve())
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """A stored path (see `relative`) as a path on this machine: relative ones under this home."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
     # --- well-known places -------------------------------------------------------------------
     def landing(self, stream: str, day: str | None = None) -> Path:
         return self.path("landing", stream, day) if day else self.path("landing", stream)

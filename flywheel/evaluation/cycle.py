@@ -207,7 +207,7 @@ def run_evaluation_cycle(project: ProjectConfig, home: FlywheelHome, db_url: str
     }
     registry.record_candidate(
         db_url, candidate.version, dataset_version=candidate.dataset_version, base_model=candidate.base_model,
-        adapter_path=str(candidate.path), eval_set_hash=s["eval_set_hash"], eval_set_version=s["eval_set_version"],
+        adapter_path=home.relative(candidate.path), eval_set_hash=s["eval_set_hash"], eval_set_version=s["eval_set_version"],
         scores=scores, gate_passed=outcome.decision.passed,
         gate_reasons=[f"{outcome.decision.outcome}: {r}" for r in outcome.decision.reasons],
     )

@@ -125,9 +125,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 def read_artifact(home: FlywheelHome, version: str, path: str | os.PathLike[str] | None = None) -> ModelArtifact:
     """The model version `version` (at `path`, relative to the home or absolute; default
     `models/<version>/`); never a hidden temp folder of an interrupted training run."""
-    folder = Path(path) if path else home.model(version)
-    if not folder.is_absolute():
-        folder = home.root / folder
+    folder = home.resolve(path) if path else home.model(version)
     if folder.name.startswith(".") or folder.name.endswith(".tmp"):
         raise AdapterError(f"{folder}: a temporary folder of an unfinished training run, not a model version")
     return ModelArtifact(version=version, path=folder, manifest=_read_manifest(folder))
@@ -204,7 +202,7 @@ def write_candidate(home: FlywheelHome, artifact: ModelArtifact) -> None:
     write_json(
         {
             "version": artifact.version,
-            "path": str(artifact.path),
+            "path": home.relative(artifact.path),
             "dataset_version": m.get("dataset_version"),
             "eval_set_hash": m.get("eval_set_hash"),
             "base_model": m.get("base_model"),

@@ -81,12 +81,13 @@ def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_na
         write_text("# Serving\n\nNo champion yet: serve the base model.\n", home.reports() / "serving.md")
         return info
     base = base_path(record.base_model or TINY, home)
-    adapter = record.adapter_path or str(home.model(record.version))
-    adapter_config = read_adapter_config(adapter)
+    # stored relative to the home (a moved home still works); the vLLM line names where it is now
+    adapter = home.relative(record.adapter_path or home.model(record.version))
+    adapter_config = read_adapter_config(home.resolve(adapter))
     warnings = (vllm_adapter_warnings(adapter_config) if adapter_config is not None
-                else [f"{Path(adapter) / 'adapter_config.json'}: not readable here; check it before serving"])
+                else [f"{home.resolve(adapter) / 'adapter_config.json'}: not readable here; check it before serving"])
     rank = vllm_max_lora_rank(int(adapter_config.get("r") or 0)) if adapter_config else None
-    cmd = vllm_command(base, lora_name, adapter, rank)
+    cmd = vllm_command(base, lora_name, str(home.resolve(adapter)), rank)
     info = {
         "version": record.version,
         "path": adapter,
