@@ -28,7 +28,10 @@ def project_config(size: ScenarioSize, broken: bool = False, training_seed: int 
         "base_model": "tiny",
         "lora": {"r": 32, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear",
                  "modules_to_save": ["embed_tokens", "lm_head"]},
-        "learning_rate": 0.002,
+        # a gentler step with a longer warmup: at 0.002 the training seed alone moved a week-1 candidate by
+        # more than the week's real gain (seed 5's was held); benchmarks/demo_robustness.py measures the pattern
+        "learning_rate": 0.001,
+        "warmup_ratio": 0.1,
         "epochs": 8.0,
         "batch_size": 4,
         "max_length": 256,
