@@ -1,9 +1,7 @@
 """Capture assets: a day's landing files -> validated, PII-redacted interactions -> one signal each."""
 
-from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from assets.materializations import latest_partition_metadata
 from assets.partitions import daily_partitions
@@ -13,6 +11,7 @@ from flywheel.capture.landing import capture_inputs, inputs_fingerprint, recover
 from flywheel.capture.records import INTERACTIONS, next_day
 from flywheel.capture.retention import apply_retention, capture_pending, past_retention
 from flywheel.capture.signals import SIGNAL_KINDS, SIGNALS, compute_signals
+from flywheel.core.storage import StoragePath, parquet_file
 
 
 def _count_table(title: str, counts: dict[str, int], total: int | None = None) -> str:
@@ -92,9 +91,9 @@ def interactions_rows_conserved(context: dg.AssetCheckExecutionContext, flywheel
     )
 
 
-def _parquet_rows(path: Path) -> int | None:
+def _parquet_rows(path: StoragePath) -> int | None:
     """Rows of a Parquet file from its footer, None when it is missing."""
-    return pq.read_metadata(path).num_rows if path.exists() else None
+    return parquet_file(path).metadata.num_rows if path.exists() else None
 
 
 @dg.asset_check(asset=interactions, description="the share of quarantined rows stays under capture.quarantine_rate_warn")

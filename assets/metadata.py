@@ -10,18 +10,18 @@ is a small SVG whose markdown stays under the limit (`svg_metadata`).
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import dagster as dg
 
+from flywheel.core.storage import StoragePath, storage_path
 from flywheel.training.curves import svg_data_url
 
 INLINE_MARKDOWN_CHARS = 1000  # dagster-webserver renders markdown metadata in place below this length
 
 
-def png_metadata(png: str | Path, alt: str) -> dg.MetadataValue:
+def png_metadata(png: str | StoragePath, alt: str) -> dg.MetadataValue:
     """A PNG as a data URI (the UI needs no file access; it opens with one click) followed by its path."""
-    png = Path(png)
+    png = storage_path(png)
     if not png.is_file():
         return dg.MetadataValue.md(f"(no {alt} plot)")
     data = base64.b64encode(png.read_bytes()).decode("ascii")

@@ -12,6 +12,7 @@ from assets.partitions import quarterly_partitions
 from assets.resources import FlywheelResource
 from assets.training_launch import run_training
 from flywheel.core.quarters import quarter_label, read_quarter, update_quarter
+from flywheel.core.storage import StoragePath, storage_path
 from flywheel.evaluation.eval_set import EVAL_SET
 from flywheel.training.report import training_report
 from flywheel.training.request import TrainingRequest
@@ -20,7 +21,7 @@ from flywheel.training.trainer import LOSS_PNG
 REPO_ROOT = Path(flywheel.__file__).resolve().parents[1]
 
 
-def training_facts(model_path: Path) -> dict[str, Any]:
+def training_facts(model_path: StoragePath) -> dict[str, Any]:
     """`flywheel.training.report.training_report` of the model folder as Dagster metadata."""
     r = training_report(model_path)
     facts: dict[str, Any] = {
@@ -84,7 +85,7 @@ def lora_adapter(context: dg.AssetExecutionContext, flywheel: FlywheelResource) 
     result = invocation.get_materialize_result()
     metadata = dict(result.metadata or {})
     path_value = metadata.get("path")
-    model_path = Path(str(path_value.value if isinstance(path_value, dg.MetadataValue) else path_value))
+    model_path = storage_path(str(path_value.value if isinstance(path_value, dg.MetadataValue) else path_value))
     version_value = metadata.get("version")
     update_quarter(home, quarter, model_version=str(getattr(version_value, "value", version_value) or model_path.name))
     metadata.update(training_facts(model_path))

@@ -92,3 +92,39 @@ def pg_url() -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server (moto's standalone server) on 127.0.0.1 for the session; the standard
+    AWS environment points at it, so flywheel and any subprocess it starts reach it without code changes."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[s3]')")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env["AWS_ENDPOINT_URL"]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+@pytest.fixture
+def s3_home(s3_server: str, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> FlywheelHome:
+    """An empty FLYWHEEL_HOME in a fresh bucket of the local S3 server, its database a fresh PostgreSQL one
+    (a home on object storage keeps the decision store and registry in a database server)."""
+    import boto3
+
+    bucket = f"flywheel-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
+    monkeypatch.setenv("FLYWHEEL_DATABASE_URL", pg_url)
+    return FlywheelHome(f"s3://{bucket}/home")

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from flywheel.capture.records import FEEDBACK, INTERACTIONS, next_day
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, storage_path
 
 
 def landing_files(home: FlywheelHome, stream: str, day: str) -> list[Path]:
@@ -54,7 +54,7 @@ class LandingLine:
 def iter_landing_lines(files: Iterable[Path], counts: Counter[str]) -> Iterator[LandingLine]:
     """Every non-blank line of `files` in order; blank lines are counted in `counts["blank_lines"]`."""
     for index, path in enumerate(files):
-        with open(path, "rb") as fh:
+        with path.open("rb") as fh:
             yield from non_blank_lines(fh, index, str(path), 1, counts)
 
 
@@ -82,7 +82,7 @@ def lines_at(files: Sequence[Path], wanted: set[tuple[int, int]]) -> list[Landin
     rare row that fails after its line was let go)."""
     found: list[LandingLine] = []
     for index in sorted({f for f, _ in wanted}):
-        with open(files[index], "rb") as fh:
+        with files[index].open("rb") as fh:
             lines = non_blank_lines(fh, index, str(files[index]), 1, Counter())
             found += [item for item in lines if (index, item.line) in wanted]
     return found
@@ -99,7 +99,7 @@ class Piece:
     first_line: int
 
     def lines(self, counts: Counter[str]) -> Iterator[LandingLine]:
-        with open(self.path, "rb") as fh:
+        with storage_path(self.path).open("rb") as fh:
             fh.seek(self.start)
             data = fh.read(self.end - self.start)
         return non_blank_lines(io.BytesIO(data), self.file_index, self.path, self.first_line, counts)
@@ -110,7 +110,7 @@ def split_landing_files(files: Sequence[Path], piece_bytes: int) -> Iterator[Pie
     for index, path in enumerate(files):
         size = path.stat().st_size
         start, line = 0, 1
-        with open(path, "rb") as fh:
+        with path.open("rb") as fh:
             while size - start > piece_bytes:
                 block = fh.read(piece_bytes)
                 cut = block.rfind(b"\n")

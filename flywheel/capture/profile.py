@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from flywheel.core.sampling import seeded_sample
+from flywheel.core.storage import parquet_file, read_table, storage_path
 
 _WORD = re.compile(r"[A-Za-z']+")
 _TOKEN = re.compile(r"\S+")
@@ -48,7 +47,7 @@ UNDER_COVERED_RATIO = 0.5
 def day_files(warehouse_dir: str | Path) -> list[tuple[dt.date, Path]]:
     """The `<YYYY-MM-DD>.parquet` partitions of a daily warehouse table, by day."""
     out = []
-    for f in sorted(Path(warehouse_dir).glob("*.parquet")):
+    for f in sorted(storage_path(warehouse_dir).glob("*.parquet")):
         try:
             out.append((dt.date.fromisoformat(f.stem), f))
         except ValueError:
@@ -68,9 +67,9 @@ def recent_production_inputs(warehouse_dir: str | Path, weeks: int = 4,
     texts: list[str] = []
     versions: set[str] = set()
     for f in keep:
-        names = pq.read_schema(f).names
+        names = parquet_file(f).schema_arrow.names
         cols = [c for c in ("input_text", "model_version") if c in names]
-        table = pq.read_table(f, columns=cols)
+        table = read_table(f, columns=cols)
         if "input_text" in cols:
             texts.extend(t for t in table.column("input_text").to_pylist() if t)
         if "model_version" in cols:

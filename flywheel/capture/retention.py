@@ -7,19 +7,22 @@ feedback, by the capture of the day before. They count as captured when the day'
 written after the newest of them: a file that arrived after its day's capture is kept until the day is
 captured again, and so is a day whose previous day still waits for its capture. Day names are UTC days; a day is past retention when it is before
 `today - retention_days`. In-progress `.tmp` files are never deleted (capture publishes the orphans).
+
+On object storage the modification times are the objects' `LastModified` (set by the store, to the
+second; a landing file and a capture output of the same second count as captured) and a day's folder
+goes with its last object.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from flywheel.capture.landing import landing_days, landing_files
 from flywheel.capture.records import FEEDBACK, INTERACTIONS, previous_day
 from flywheel.capture.signals import SIGNALS
 from flywheel.config import CaptureConfig
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, StoragePath, is_remote, remove
 
 
 @dataclass
@@ -41,18 +44,18 @@ def retention_cutoff(config: CaptureConfig, today: date | None = None) -> str | 
     return (today - timedelta(days=config.retention_days)).isoformat()
 
 
-def _day_files(home: FlywheelHome, day: str) -> list[Path]:
+def _day_files(home: FlywheelHome, day: str) -> list[StoragePath]:
     return [*landing_files(home, INTERACTIONS, day), *landing_files(home, FEEDBACK, day)]
 
 
-def _mtime(path: Path) -> float | None:
+def _mtime(path: StoragePath) -> float | None:
     try:
         return path.stat().st_mtime
     except FileNotFoundError:
         return None
 
 
-def capture_pending(home: FlywheelHome, day: str, files: list[Path]) -> str | None:
+def capture_pending(home: FlywheelHome, day: str, files: list[StoragePath]) -> str | None:
     """Why `day`'s landing `files` may not be deleted yet (None: every capture that reads them is done)."""
     if not files:
         return None
@@ -70,7 +73,9 @@ def capture_pending(home: FlywheelHome, day: str, files: list[Path]) -> str | No
     return None
 
 
-def past_retention(home: FlywheelHome, config: CaptureConfig, today: date | None = None) -> dict[str, list[Path]]:
+def past_retention(
+    home: FlywheelHome, config: CaptureConfig, today: date | None = None
+) -> dict[str, list[StoragePath]]:
     """{day: its completed landing files} of the days before the retention cutoff that still have some."""
     cutoff = retention_cutoff(config, today)
     if cutoff is None:
@@ -99,6 +104,9 @@ def apply_retention(home: FlywheelHome, config: CaptureConfig, today: date | Non
         for stream in (INTERACTIONS, FEEDBACK):
             folder = home.landing(stream, day)
             if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+                if is_remote(folder):
+                    remove(folder)  # a folder marker object, if the store keeps one
+                else:
+                    folder.rmdir()
         report.deleted_days.append(day)
     return report

@@ -14,6 +14,13 @@ operating system as it is logged (no user-space buffer), and a file is published
 `max_age_s` after it was opened, also when the process logs nothing more; so the `.tmp` a killed
 process leaves holds every record it logged, and the pipeline publishes it once it is older than
 `capture.orphan_tmp_after_s` (`flywheel.capture.landing.recover_orphans`).
+
+With the home on object storage (`CaptureWriter("s3://bucket/home")` or a remote `FlywheelHome`) a
+writer keeps each file's records in memory and uploads it as one object (`<name>.jsonl`, one PUT) when
+it is published: no half object is ever visible, and a crash loses at most the records not yet
+published (at most `max_records` / `max_bytes` / `max_age_s` worth); `sync()` publishes, since an
+object store has no durable unpublished state. fsspec and the store's package (s3fs ...) are imported
+only then.
 """
 
 from __future__ import annotations
@@ -84,13 +91,50 @@ class _PartFile:
         return self.final
 
 
-def _landing_folders(home: FlywheelHome | str | os.PathLike[str]) -> Callable[[str, str], Path]:
-    """`(stream, day) -> folder` of a home: `FlywheelHome.landing`, or for a bare path the same
-    `<root>/landing/<stream>/<day>` layout (so the SDK never imports the storage layer)."""
+class _ObjectPart:
+    """One landing object being filled in memory; `complete()` uploads it with one PUT, so readers see
+    the whole object or none."""
+
+    def __init__(self, fs: Any, folder: str, name: str) -> None:
+        self.fs = fs
+        self.final = f"{folder}/{name}"
+        self.buffer = bytearray()
+        self.records = 0
+        self.bytes = 0
+        self.opened = time.monotonic()
+
+    def write(self, line: bytes) -> None:
+        self.buffer += line
+        self.records += 1
+        self.bytes += len(line)
+
+    def complete(self) -> str | None:
+        if self.records == 0:
+            return None
+        self.fs.pipe_file(self.final, bytes(self.buffer))
+        return f"{self.fs.unstrip_protocol(self.final)}"
+
+
+PartFactory = Callable[[str, str, str], "_PartFile | _ObjectPart"]
+
+
+def _part_factory(home: FlywheelHome | str | os.PathLike[str]) -> tuple[PartFactory, bool]:
+    """`(stream, day, name) -> part` for a home, and whether it is on object storage: local files under
+    `<root>/landing/<stream>/<day>`, or objects for a URL (the SDK never imports the storage layer)."""
     if isinstance(home, (str, os.PathLike)):
-        root = Path(home).expanduser().resolve()
-        return lambda stream, day: root / "landing" / stream / day
-    return home.landing
+        text = os.fspath(home)
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+)://", text)
+        if scheme is None or scheme.group(1).lower() == "file":
+            root = Path(text.removeprefix("file://")).expanduser().resolve()
+            return (lambda stream, day, name: _PartFile(root / "landing" / stream / day, name)), False
+        import fsspec
+
+        fs, base = fsspec.core.url_to_fs(text)
+        base = base.rstrip("/")
+        return (lambda stream, day, name: _ObjectPart(fs, f"{base}/landing/{stream}/{day}", name)), True
+    if getattr(home, "remote", False):
+        return (lambda stream, day, name: _ObjectPart(home.root.fs, home.landing(stream, day).path, name)), True
+    return (lambda stream, day, name: _PartFile(home.landing(stream, day), name)), False
 
 
 class CaptureWriter:
@@ -111,17 +155,17 @@ class CaptureWriter:
         max_bytes: int = 16 << 20,
         max_age_s: float = 60.0,
     ) -> None:
-        self._landing = _landing_folders(home)
+        self._new_part, self.remote = _part_factory(home)
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
-        self._files: dict[tuple[str, str], _PartFile] = {}
+        self._files: dict[tuple[str, str], _PartFile | _ObjectPart] = {}
         self._publisher: threading.Thread | None = None
         self._wake = threading.Event()  # set by flush(): the publisher looks again (and ends if idle)
         self._pid = os.getpid()
         self._host = _NAME_UNSAFE.sub("_", socket.gethostname())[:64] or "host"
-        self.completed: list[Path] = []
+        self.completed: list[Path | str] = []  # published files (object URLs on object storage)
 
     def __enter__(self) -> CaptureWriter:
         return self
@@ -193,7 +237,7 @@ class CaptureWriter:
             part = self._files.get(key)
             if part is None:
                 name = f"{self._host}-{self._pid}-{uuid.uuid4().hex}.jsonl"
-                part = self._files[key] = _PartFile(self._landing(stream, day), name)
+                part = self._files[key] = self._new_part(stream, day, name)
             part.write(line)
             if part.records >= self.max_records or part.bytes >= self.max_bytes:
                 self._complete(key)
@@ -239,7 +283,10 @@ class CaptureWriter:
     def sync(self) -> None:
         """Make every record logged so far durable without publishing it: fsync of the open files (and,
         once, of their folders). After a crash `recover_orphans` publishes them; a server calls this
-        before it acknowledges a request."""
+        before it acknowledges a request. On object storage this publishes them (see the module docstring)."""
+        if self.remote:
+            self.flush()
+            return
         with self._lock:
             for part in self._files.values():
                 part.sync()

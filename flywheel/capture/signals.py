@@ -45,7 +45,7 @@ from flywheel.capture.validation import (
     validate_feedback,
 )
 from flywheel.config import CaptureConfig
-from flywheel.core.storage import FlywheelHome, atomic_path, duckdb_connection
+from flywheel.core.storage import FlywheelHome, atomic_path, duckdb_connection, read_table
 
 SIGNALS = "interaction_signals"
 SIGNAL_KINDS: tuple[str, ...] = ("correction", "negative", "positive", "none")
@@ -153,7 +153,7 @@ def interaction_ids(home: FlywheelHome, day: str, config: CaptureConfig) -> pa.T
     before that day is ingested, those of its landing rows that ingestion would accept."""
     path = home.warehouse(INTERACTIONS, day)
     if path.exists():
-        return pq.read_table(path, columns=["interaction_id"])
+        return read_table(path, columns=["interaction_id"])
     rules = row_rules(day, config)  # the ids as ingestion stores them (pseudonymised)
     ids = set()
     for item in iter_landing_lines(landing_files(home, INTERACTIONS, day), Counter()):
@@ -302,7 +302,7 @@ def _compute_signals(
         )
         window = first_window_interactions(home, following, config.resubmit_window_s, config, redactor)
 
-        con = duckdb_connection(threads)
+        con = duckdb_connection(threads, home=home)
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(

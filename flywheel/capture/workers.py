@@ -138,7 +138,7 @@ def ingest_in_pool(
     with (
         atomic_path(out_path) as out_tmp,
         atomic_path(home.quarantine(INTERACTIONS, day)) as q_tmp,
-        tempfile.TemporaryDirectory(prefix=f".{day}.parts.", suffix=".tmp", dir=out_path.parent) as part_dir,
+        tempfile.TemporaryDirectory(prefix=f".{day}.parts.", suffix=".tmp", dir=out_tmp.parent) as part_dir,
         ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
     ):
         quarantine = QuarantineSink(q_tmp)

@@ -20,7 +20,7 @@ def collect(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0 for a fleet)"),
     port: int = typer.Option(4318, "--port", help="port (4318 is OTLP/HTTP's)"),
     project: Path | None = PROJECT_OPT,
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
 ) -> None:
     """Receive OTLP/HTTP traces of GenAI calls (POST /v1/traces) and feedback (POST /v1/feedback) from a
     serving fleet into the landing zone; clients send `Authorization: Bearer $FLYWHEEL_COLLECTOR_TOKEN`."""
@@ -40,7 +40,7 @@ def import_command(
     kind: str = typer.Argument(..., help=IMPORT_KINDS),
     files: list[Path] = typer.Argument(..., help="export files (JSON or JSON Lines)"),
     project: Path | None = PROJECT_OPT,
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
 ) -> None:
     """Bring logs of other tools into the landing zone (OpenAI completions, OTLP JSON, Langfuse,
     OpenInference/Phoenix, MLflow traces) with their feedback; importing twice adds nothing."""
@@ -68,7 +68,7 @@ def serve(
     port: int = typer.Option(8000, "--port"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     project: Path | None = PROJECT_OPT,
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Serve the champion (base + LoRA adapter) as an OpenAI-compatible chat-completions API with capture

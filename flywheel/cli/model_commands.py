@@ -25,7 +25,7 @@ def _score_cell(overall: dict[str, float], metric: str | None = None) -> str:
 
 
 @models_app.command("list")
-def models_list(home: Path | None = HOME_OPT, database_url: str | None = DB_OPT) -> None:
+def models_list(home: str | None = HOME_OPT, database_url: str | None = DB_OPT) -> None:
     """Every model version in the registry with its status, scores and who promoted it."""
     from rich.table import Table
 
@@ -72,7 +72,7 @@ def models_promote(
     reason: str = typer.Option(..., "--reason", help="why (recorded in the registry log)"),
     force: bool = typer.Option(False, "--force", help="override a failed gate (a logged manual override)"),
     by: str | None = typer.Option(None, "--by", help="who promotes (default: $USER)"),
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Make VERSION the champion; refused without --force when it failed the gate."""
@@ -94,7 +94,7 @@ def models_promote(
 def models_rollback(
     reason: str = typer.Option("manual rollback", "--reason", help="why (recorded in the registry log)"),
     by: str | None = typer.Option(None, "--by", help="who rolls back (default: $USER)"),
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Champion -> the previous champion; the current one is retired."""
@@ -115,7 +115,7 @@ def models_rollback(
 def models_history(
     eval_set_version: int = typer.Option(1, "--eval-set-version", help="scores are only compared within one eval-set version"),
     plot: Path | None = typer.Option(None, "--plot", help="also write the score-history PNG here"),
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """The fixed-set score of every evaluation cycle (candidate vs champion, gate outcome)."""

@@ -20,7 +20,7 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 PROJECT_OPT = typer.Option(None, "--project", help="folder holding flywheel.yaml (default: $FLYWHEEL_PROJECT or the cwd)")
-HOME_OPT = typer.Option(None, "--home", help="data home (default: $FLYWHEEL_HOME or ./.flywheel)")
+HOME_OPT = typer.Option(None, "--home", help="data home: a folder or a URL such as s3://bucket/prefix (default: $FLYWHEEL_HOME or ./.flywheel)")
 DB_OPT = typer.Option(None, "--database-url", help="decision store and registry (default: $FLYWHEEL_DATABASE_URL or SQLite in the home)")
 
 
@@ -30,13 +30,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def home_and_db(home: Path | None = None, database_url: str | None = None) -> tuple[FlywheelHome, str]:
+def home_and_db(home: str | None = None, database_url: str | None = None) -> tuple[FlywheelHome, str]:
     """The data home (--home, else $FLYWHEEL_HOME, else ./.flywheel) and the database URL."""
     try:
         fw_home = FlywheelHome.from_env(home)
-    except InputError as exc:  # e.g. an object-store URL, not supported yet
+        return fw_home, fw_home.database_url(database_url)
+    except InputError as exc:  # a URL whose filesystem is not installed; object storage without a database
         fail(str(exc))
-    return fw_home, fw_home.database_url(database_url)
 
 
 def project_or_fail(project: Path | None = None) -> ProjectConfig:

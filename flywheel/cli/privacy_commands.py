@@ -26,7 +26,7 @@ from flywheel.ops.erasure import ERASURE_LOG, erase_user
 def erase(
     user: str = typer.Option(..., "--user", help="the user's raw id, as the serving app logged it"),
     project: Path | None = PROJECT_OPT,
-    home: Path | None = HOME_OPT,
+    home: str | None = HOME_OPT,
     database_url: str | None = DB_OPT,
 ) -> None:
     """Erase one user (GDPR art. 17) from landing, warehouse, quarantine, labeling, the review store, signals

@@ -57,7 +57,7 @@ def check_config(path: Path = typer.Argument(Path("."), help="flywheel.yaml or i
 
 
 @app.command()
-def status(project: Path | None = PROJECT_OPT, home: Path | None = HOME_OPT, database_url: str | None = DB_OPT) -> None:
+def status(project: Path | None = PROJECT_OPT, home: str | None = HOME_OPT, database_url: str | None = DB_OPT) -> None:
     """One screen: the doctor's findings (stale capture, open review batches of every kind, automation off
     by default, champion age, last gate outcome), capture, review batches, dataset, champion, score
     history, next scheduled step."""

@@ -21,7 +21,7 @@ from flywheel.core.errors import StateError
 from flywheel.core.quarters import quarter_label
 from flywheel.core.storage import DATABASE_URL_ENV, HOME_ENV, FlywheelHome
 from flywheel.demo.cycles import DemoError
-from flywheel.demo.project import DEFAULT_TRAINING_SEED, DEMO_PROJECT_DIR, reset_home
+from flywheel.demo.project import DEFAULT_TRAINING_SEED, demo_project_dir, reset_home
 from flywheel.ops.runs import Orchestrator, load_orchestrator
 from flywheel.project import PROJECT_ENV
 
@@ -85,11 +85,12 @@ def demo(
 
     _ensure_dagster_home()
     fw_home = FlywheelHome.from_env()
-    project_dir = fw_home.path(DEMO_PROJECT_DIR)
+    project_dir = demo_project_dir(fw_home)
     # the jobs read the project and home from the environment, exactly as `make ui` will
     os.environ[HOME_ENV] = str(fw_home.root)
     os.environ[PROJECT_ENV] = str(project_dir)
-    os.environ.pop(DATABASE_URL_ENV, None)  # the demo keeps its state in the home's SQLite file
+    if not fw_home.remote:
+        os.environ.pop(DATABASE_URL_ENV, None)  # the demo keeps its state in the home's SQLite file
     runner = _orchestrator().job_runner(quiet=True)
     try:
         if not keep:

@@ -16,7 +16,10 @@ PRIVATE_FILE = 0o600
 
 def private_dirs(path: str | os.PathLike[str]) -> Path:
     """Create folder `path` and each missing parent with mode 0700 (`mkdir(parents=True)` would give the
-    parents the umask's mode); existing folders are left as they are."""
+    parents the umask's mode); existing folders are left as they are. A path on object storage (not
+    `os.PathLike`) is returned as it is: object stores have no folders, access is the bucket's policy."""
+    if not isinstance(path, (str, os.PathLike)):
+        return path
     folder = Path(path)
     missing: list[Path] = []
     probe = folder
@@ -39,6 +42,9 @@ def private_opener(path: str, flags: int) -> int:
 
 def touch_private(path: str | os.PathLike[str]) -> Path:
     """Create an empty file with mode 0600 when it is missing (its folders private); an existing file is kept."""
+    if not isinstance(path, (str, os.PathLike)):
+        path.touch(exist_ok=True)
+        return path
     target = Path(path)
     private_dirs(target.parent)
     os.close(os.open(target, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))

@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from flywheel.config import CurationConfig, ProjectConfig
 from flywheel.core.markdown import markdown_table
 from flywheel.core.records import MAX_ID_CHARS
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, read_table
 from flywheel.curation.context import ADMITTED, FAILED, GENERATED_SOURCES, PENDING, FileAdmission, RowVerdict
 from flywheel.curation.sources import (
     SOURCE_TABLES,
@@ -202,7 +200,7 @@ def verify_admission(project: ProjectConfig, home: FlywheelHome, db_url: str, ve
     manifest = read_manifest(home, version)
     if manifest is None:
         return AdmissionCheck(False, f"dataset {version} has no manifest")
-    rows = pq.read_table(home.dataset(version) / "train.parquet").to_pylist()
+    rows = read_table(home.dataset(version) / "train.parquet").to_pylist()
     store = ReviewStore(db_url)
     groups = files_of(rows)
     now = {key: read_file_admission(store, key[0], key[1], group, project.curation.min_sample_pass_rate)

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from flywheel.config import GenerationConfig, ProjectConfig
 from flywheel.core.markdown import markdown_table
 from flywheel.core.sampling import seeded_sample
-from flywheel.core.storage import FlywheelHome, read_jsonl, write_json
+from flywheel.core.storage import FlywheelHome, read_jsonl, read_table, write_json
 from flywheel.core.text import final_answer
 from flywheel.curation.context import GENERATED_SOURCES
 from flywheel.curation.diversity import diversity_changes, text_stats
@@ -87,7 +86,7 @@ def dataset_series(home: FlywheelHome, limit: int = MAX_VERSIONS) -> dict[str, l
         if not path.exists():
             continue
         groups: dict[str, list[str]] = {}
-        for row in pq.read_table(path, columns=["messages", "source", "generator"]).to_pylist():
+        for row in read_table(path, columns=["messages", "source", "generator"]).to_pylist():
             if row["source"] in GENERATED_SOURCES:
                 answer = final_answer(row["messages"])
                 groups.setdefault("dataset:generated", []).append(answer)

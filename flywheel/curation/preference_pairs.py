@@ -81,7 +81,7 @@ def capture_candidates(home: FlywheelHome) -> tuple[list[dict[str, Any]], list[d
     s_files = sorted(str(p) for p in home.warehouse(SIGNALS).glob("*.parquet"))
     if not i_files or not s_files:
         return [], []
-    con = duckdb_connection()
+    con = duckdb_connection(home=home)
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"CREATE TEMP TABLE i AS SELECT interaction_id, ts, messages, output FROM "

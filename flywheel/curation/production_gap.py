@@ -28,7 +28,7 @@ from flywheel.capture.profile import (  # the production-input profile's one hom
     input_kinds,
     recent_production_inputs,
 )
-from flywheel.core.storage import atomic_path
+from flywheel.core.storage import atomic_path, storage_path
 from flywheel.curation.diversity import char_ngram_tfidf, seeded_sample
 
 __all__ = ["INPUT_LENGTHS_PNG", "KINDS", "build_vocabulary", "classifier_two_sample_auc", "input_kinds",
@@ -154,4 +154,4 @@ def input_length_histogram(train_inputs: Sequence[str], production_inputs: Seque
     fig.tight_layout()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png")
-    return Path(target)
+    return storage_path(target)

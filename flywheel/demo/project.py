@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from flywheel.core.storage import FlywheelHome, write_jsonl, write_text
+from flywheel.core.storage import FlywheelHome, cache_dir, remove, write_jsonl, write_text
 from flywheel.demo.scenario import RUBRIC as DEMO_RUBRIC
 from flywheel.demo.scenario import ScenarioFiles, ScenarioSize
 
@@ -82,6 +82,14 @@ def write_project(folder: Path, files: ScenarioFiles, size: ScenarioSize, traini
                folder / DEMO_MARKER)
 
 
+def demo_project_dir(home: FlywheelHome) -> Path:
+    """Where the demo writes its project: `<home>/demo-project` for a local home; for a home on object
+    storage a local folder in the cache (a project is configuration a deployment ships with its code)."""
+    if not home.remote:
+        return Path(home.path(DEMO_PROJECT_DIR))
+    return cache_dir() / "demo-projects" / hashlib.sha256(str(home.root).encode()).hexdigest()[:16]
+
+
 def reset_home(home: FlywheelHome) -> None:
     """Start from a clean demo state: remove a previous demo's data (the cached tiny base model stays).
 
@@ -91,11 +99,15 @@ def reset_home(home: FlywheelHome) -> None:
         return
     entries = [p for p in root.iterdir() if p.name not in ("models",)]
     models = [p for p in (root / "models").iterdir()] if (root / "models").is_dir() else []
-    if (entries or [m for m in models if m.name != "base-tiny"]) and not (root / DEMO_PROJECT_DIR / DEMO_MARKER).exists():
+    marker = demo_project_dir(home) / DEMO_MARKER
+    if home.remote:
+        entries = [p for p in entries if p.name != DEMO_MARKER]
+        marker = root / DEMO_MARKER
+    if (entries or [m for m in models if m.name != "base-tiny"]) and not marker.exists():
         raise RuntimeError(f"{root}: holds data that the demo did not write; point FLYWHEEL_HOME at an empty "
                            f"folder for the demo (the demo replaces everything under it)")
     for p in entries:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        remove(p)
     for m in models:
         if m.name != "base-tiny":
-            shutil.rmtree(m) if m.is_dir() else m.unlink()
+            remove(m)

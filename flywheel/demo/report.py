@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flywheel.core.markdown import markdown_table
 from flywheel.core.quarters import quarter_label
-from flywheel.core.storage import FlywheelHome, write_json, write_text
+from flywheel.core.storage import FlywheelHome, atomic_path, write_json, write_text
 from flywheel.demo.cycles import CycleResult
 from flywheel.demo.scenario import SIMULATED_REVIEWER
 
@@ -165,9 +165,8 @@ def plot_cycles(results: Sequence[CycleResult], target: Path) -> Path:
         ax.set_title("Nimbus Notes demo: green promoted, orange held, red blocked (bars: interval)")
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
-        tmp = target.with_name(f".{target.name}.tmp.png")
-        fig.savefig(tmp, format="png")
-        tmp.replace(target)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return target

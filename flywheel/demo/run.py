@@ -24,9 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flywheel.capture.pseudonyms import KEY_ENV
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, write_text
 from flywheel.demo.cycles import Cycle, CycleResult, Progress, cycles_for, run_cycle
-from flywheel.demo.project import DEFAULT_TRAINING_SEED, DEMO_PROJECT_DIR, reset_home, write_project
+from flywheel.demo.project import (
+    DEFAULT_TRAINING_SEED,
+    DEMO_MARKER,
+    demo_project_dir,
+    reset_home,
+    write_project,
+)
 from flywheel.demo.report import write_report
 from flywheel.demo.scenario import FULL, SMALL, ScenarioSize, build_files
 from flywheel.ops.runs import JobRunner
@@ -53,9 +59,11 @@ def run_demo(runner: JobRunner, home: FlywheelHome, size: ScenarioSize = FULL, d
     os.environ.setdefault(KEY_ENV, DEMO_PSEUDONYM_KEY)  # the jobs read it at run time, in this process
     if not keep:
         reset_home(home)
-    project_dir = home.path(DEMO_PROJECT_DIR)
+    project_dir = demo_project_dir(home)
     files = build_files(size)
     write_project(project_dir, files, size, training_seed=training_seed)
+    if home.remote:  # what `reset_home` looks for before it replaces a home's data
+        write_text("written by `flywheel demo`\n", home.path(DEMO_MARKER))
     db_url = db_url or home.database_url()
     results: list[CycleResult] = []
     for number, cycle in enumerate(cycles or cycles_for(size), start=1):

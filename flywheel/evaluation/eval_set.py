@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flywheel.capture.pii import TrainingTextScrubber, redact_quarantine_rows
 from flywheel.config import PiiConfig
 from flywheel.core.errors import InputError
 from flywheel.core.records import EXAMPLE_SCHEMA, examples_table
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, read_table
 from flywheel.core.text import final_answer, last_user_text
 from flywheel.curation.sources import load_source_examples
 from flywheel.models.artifact import eval_set_hash
@@ -110,7 +109,7 @@ def eval_set_table(home: FlywheelHome) -> pa.Table:
     path = home.warehouse(*EVAL_SET)
     if not path.exists():
         raise EvalSetError(f"{path}: fixed eval set not materialized yet")
-    return pq.read_table(path).select(EXAMPLE_SCHEMA.names).cast(EXAMPLE_SCHEMA)
+    return read_table(path).select(EXAMPLE_SCHEMA.names).cast(EXAMPLE_SCHEMA)
 
 
 def read_eval_set_info(home: FlywheelHome) -> dict[str, Any]:

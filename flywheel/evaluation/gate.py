@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flywheel.config import CurationConfig, EvaluationConfig
 from flywheel.core.errors import InputError
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, read_table
 from flywheel.core.text import last_user_text
 from flywheel.evaluation.judge_calibration import gate_metric
 from flywheel.training.data import find_eval_leaks
@@ -193,4 +192,4 @@ def training_data_leaks(home: FlywheelHome, dataset_version: str | None, eval_ta
     train_path = home.dataset(dataset_version) / "train.parquet"
     if not train_path.exists():
         return [], f"{train_path}: training data of the candidate not found, so it cannot be checked for eval leaks"
-    return leaked_eval_items(eval_table, pq.read_table(train_path, columns=["messages"]), config), None
+    return leaked_eval_items(eval_table, read_table(train_path, columns=["messages"]), config), None

@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from flywheel.core.storage import FlywheelHome, write_parquet
+from flywheel.core.storage import FlywheelHome, read_table, write_parquet
 from flywheel.evaluation.eval_set import EvalItem
 from flywheel.models.artifact import ModelArtifact, load_adapter
 from flywheel.models.base import load_base
@@ -88,7 +87,7 @@ def champion_answers(
     `reports/champion_answers/`; `load()` gives (model, tokenizer) on a cache miss. Returns (answers, cached)."""
     cache = home.reports() / "champion_answers" / f"{_safe_name(champion_label)}__{eval_hash}__t{max_new_tokens}.parquet"
     if cache.exists():
-        table = pq.read_table(cache)
+        table = read_table(cache)
         by_id = dict(zip(table.column("example_id").to_pylist(), table.column("answer").to_pylist(), strict=True))
         if all(it.example_id in by_id for it in items):
             return [by_id[it.example_id] for it in items], True

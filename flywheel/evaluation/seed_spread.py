@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from flywheel.config import TrainingConfig
 from flywheel.core.errors import StateError
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, storage_path
 from flywheel.evaluation.eval_set import EvalItem
 from flywheel.evaluation.generation import generate_answers, generation_model
 from flywheel.evaluation.metrics import score_answers
@@ -33,7 +32,7 @@ def replicate_artifacts(home: FlywheelHome, candidate: ModelArtifact, count: int
     """The candidate's `count` seed replicates (trained by `lora_adapter`); a missing one is an error."""
     if count <= 0:
         return []
-    config_path = Path(candidate.path) / TRAINING_CONFIG
+    config_path = storage_path(candidate.path) / TRAINING_CONFIG
     try:
         cfg = TrainingConfig.model_validate(json.loads(config_path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:

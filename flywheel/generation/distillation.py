@@ -19,13 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from flywheel.capture.records import INTERACTIONS
 from flywheel.config import ProjectConfig
 from flywheel.core.errors import InputError
 from flywheel.core.sampling import seeded_sample
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, read_table
 from flywheel.core.text import input_match_key
 from flywheel.generation.client import EndpointError, client_for, estimate_tokens
 from flywheel.generation.existing import ratio_room
@@ -45,7 +43,7 @@ def week_interactions(home: FlywheelHome, monday: dt.date) -> list[dict[str, Any
         if not path.exists():
             continue
         cols = ["interaction_id", "messages", "input_text", "model_version"]
-        for row in pq.read_table(path, columns=cols).to_pylist():
+        for row in read_table(path, columns=cols).to_pylist():
             key = input_match_key(row["input_text"])
             if key and row["messages"] and key not in seen:
                 seen.add(key)

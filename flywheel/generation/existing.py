@@ -13,11 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from flywheel import formats
 from flywheel.config import ProjectConfig
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, parquet_file
 from flywheel.core.text import final_answer, last_user_text
 from flywheel.generation.runs import DISTILLED, SYNTHETIC
 from flywheel.labeling.reviewed import REVIEWED_ASSET
@@ -67,7 +65,7 @@ def ratio_room(project: ProjectConfig, home: FlywheelHome, kind: str, partition:
     """The real:synthetic room for a run of `kind` writing `partition` (its own earlier file not counted)."""
     max_tokens = project.curation.max_tokens
     real = len(_ok_rows([project.resolve(f) for f in project.sources.seed], max_tokens))
-    real += sum(pq.read_metadata(f).num_rows for f in sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet")))
+    real += sum(parquet_file(f).metadata.num_rows for f in sorted(home.warehouse(REVIEWED_ASSET).glob("*.parquet")))
     listed = [*project.sources.synthetic, *project.sources.distilled]
     generated = len(_ok_rows([project.resolve(f) for f in listed], max_tokens))
     own = home.generated(kind, partition)

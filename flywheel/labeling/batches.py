@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flywheel.capture.pii import TrainingTextScrubber
 from flywheel.config import PiiConfig
 from flywheel.core.records import MESSAGES_TYPE, example_id
-from flywheel.core.storage import FlywheelHome, duckdb_connection, write_jsonl, write_parquet
+from flywheel.core.storage import (
+    FlywheelHome,
+    duckdb_connection,
+    read_table,
+    storage_path,
+    write_jsonl,
+    write_parquet,
+)
 from flywheel.core.text import last_user_text
 from flywheel.formats import load_file
 from flywheel.labeling.candidates import input_key
@@ -190,20 +196,20 @@ def sample_batch_results(store: ReviewStore, batch_id: str) -> list[dict[str, An
 def load_example_source(home: FlywheelHome, source: str) -> list[dict[str, Any]]:
     """Example rows from a Parquet or JSON/JSONL file (ChatML, ShareGPT or Alpaca) or a warehouse table
     name (every Parquet file under `warehouse/<name>/`)."""
-    p = Path(source)
+    p = storage_path(source)
     if not p.exists():
         table_dir = home.warehouse(source)
         files = sorted(table_dir.glob("*.parquet")) if table_dir.is_dir() else []
         if not files:
             raise FileNotFoundError(f"{source}: neither a file nor a warehouse table with Parquet files")
-        con = duckdb_connection()
+        con = duckdb_connection(home=home)
         try:
             sql = "SELECT * FROM read_parquet(?, union_by_name = true)"
             return con.sql(sql, params=[[str(f) for f in files]]).to_arrow_table().to_pylist()
         finally:
             con.close()
     if p.suffix == ".parquet":
-        return pq.read_table(p).to_pylist()
+        return read_table(p).to_pylist()
     report = load_file(p)
     return [{"messages": r.messages, "lineage": json.dumps({"file": str(p), "row": r.index})}
             for r in report.rows if r.ok and r.messages]

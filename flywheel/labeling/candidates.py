@@ -33,7 +33,7 @@ def load_week_candidates(home: FlywheelHome, week: str) -> tuple[list[dict[str, 
     counts = {"days_with_interactions": len(i_files), "days_with_signals": len(s_files), "interactions": 0}
     if not i_files:
         return [], counts
-    con = duckdb_connection()
+    con = duckdb_connection(home=home)
     try:
         signals = (
             "SELECT * FROM read_parquet(?, union_by_name = true) "

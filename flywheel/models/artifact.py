@@ -23,7 +23,7 @@ import pyarrow as pa
 from flywheel.config import TrainingConfig
 from flywheel.core.errors import StateError
 from flywheel.core.records import example_id
-from flywheel.core.storage import FlywheelHome, write_json
+from flywheel.core.storage import FlywheelHome, StoragePath, local_copy, storage_path, write_json
 from flywheel.models.base import TINY, load_base
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class ModelArtifact:
     """A trained model version on disk: `models/<version>/` with adapter files and manifest.json."""
 
     version: str
-    path: Path
+    path: StoragePath
     manifest: dict[str, Any]
 
     @property
@@ -112,7 +112,7 @@ class ModelArtifact:
         return self.manifest.get("dataset_version")
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def _read_manifest(folder: StoragePath) -> dict[str, Any]:
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise AdapterError(f"{path}: missing (not a complete model version folder)")
@@ -137,7 +137,7 @@ def verify_adapter(path: str | os.PathLike[str]) -> dict[str, Any]:
     `AdapterError` naming the file and the reason."""
     from safetensors import safe_open
 
-    folder = Path(path)
+    folder = local_copy(storage_path(path))  # on object storage: the cached copy, checked file by file
     manifest = _read_manifest(folder)
     for name, expected in (manifest.get("files") or {}).items():
         file = folder / name
@@ -182,7 +182,7 @@ def load_adapter(
     `dtype` and `device` are those of `flywheel.models.base.load_base`."""
     from peft import PeftModel
 
-    folder = artifact.path if isinstance(artifact, ModelArtifact) else Path(artifact)
+    folder = local_copy(artifact.path if isinstance(artifact, ModelArtifact) else storage_path(artifact))
     manifest = verify_adapter(folder)
     base_model = str(manifest.get("base_model") or TINY)
     model, tokenizer = load_base(base_model, home, dtype=dtype, device=device)

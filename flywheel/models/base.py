@@ -12,10 +12,9 @@ token, so nothing needs downloading) with a ChatML chat template whose assistant
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.core.storage import FlywheelHome, atomic_dir
+from flywheel.core.storage import FlywheelHome, StoragePath, atomic_dir, local_copy
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -91,9 +90,8 @@ def build_tiny_model(tokenizer: PreTrainedTokenizerBase, config: dict[str, Any] 
     return LlamaForCausalLM(lcfg)
 
 
-def save_tiny_base(target: Path) -> Path:
+def save_tiny_base(target: StoragePath) -> StoragePath:
     """Build the tiny model + tokenizer and save them (atomically) as an ordinary HF model folder."""
-    target = Path(target)
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_model(tokenizer)
     with atomic_dir(target) as tmp:
@@ -109,11 +107,14 @@ def base_path(base_model: str, home: FlywheelHome) -> str:
 
 
 def resolve_base(base_model: str, home: FlywheelHome) -> str:
-    """`base_path`, building the tiny model there the first time it is asked for."""
-    path = base_path(base_model, home)
-    if base_model == TINY and not (Path(path) / "flywheel_base.json").exists():
-        save_tiny_base(Path(path))
-    return path
+    """`base_path` as transformers loads it, building the tiny model there the first time it is asked for
+    (a home on object storage: the folder's local copy in the cache)."""
+    if base_model != TINY:
+        return base_model
+    folder = home.model(TINY_DIRNAME)
+    if not (folder / "flywheel_base.json").exists():
+        save_tiny_base(folder)
+    return str(local_copy(folder))
 
 
 def load_tokenizer(base_model: str, home: FlywheelHome) -> PreTrainedTokenizerBase:

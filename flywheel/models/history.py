@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from flywheel.core.markdown import markdown_table
+from flywheel.core.storage import StoragePath, atomic_path, storage_path
 from flywheel.models.registry import engine_for, model_evaluations, now_utc
 
 
@@ -74,7 +74,7 @@ def score_history_markdown(rows: list[dict[str, Any]], limit: int = 20) -> str:
     return markdown_table(["cycle", "candidate", "vs", metric, "champion", "Δ (95% CI)", "outcome"], body)
 
 
-def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> StoragePath:
     """A PNG of the fixed-set score per cycle: overall and per-slice lines of the evaluated
     candidate, the champion's score, and markers for promoted (green) vs rejected (red) cycles."""
     import matplotlib
@@ -82,8 +82,7 @@ def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str])
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = storage_path(path)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:
         cycles = [r["cycle"] for r in rows]
@@ -111,9 +110,8 @@ def plot_score_history(rows: list[dict[str, Any]], path: str | os.PathLike[str])
         if rows:
             ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.tight_layout()
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return path

@@ -10,13 +10,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
+from flywheel.core.errors import StateError
 from flywheel.core.markdown import markdown_table
-from flywheel.core.storage import FlywheelHome, write_json, write_text
+from flywheel.core.storage import FlywheelHome, sql_engine, storage_path, write_json, write_text
 from flywheel.models.base import TINY, base_path
 from flywheel.models.registry import ModelRecord, current_champion
 
@@ -53,7 +55,7 @@ def vllm_adapter_warnings(adapter_config: dict[str, Any]) -> list[str]:
 def read_adapter_config(adapter_path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The adapter folder's `adapter_config.json`, or None when it is not readable here."""
     try:
-        return json.loads((Path(adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
+        return json.loads((storage_path(adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -123,13 +125,37 @@ def write_serving_export(home: FlywheelHome, record: ModelRecord | None, lora_na
 def export_champion(home: FlywheelHome, engine_or_url: sa.Engine | str, lora_name: str | None = None) -> dict[str, Any]:
     """Write the serving export of the registry's committed champion (see `write_serving_export`).
 
-    The read and the write happen under an exclusive lock on `models/.champion.lock`: every exporter
-    reads after its own commit, so whichever writes last writes a champion no later commit replaced."""
-    lock = home.model(".champion.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    The read and the write happen under an exclusive lock (`_export_lock`): every exporter reads after its
+    own commit, so whichever writes last writes a champion no later commit replaced."""
+    with _export_lock(home, engine_or_url):
+        return write_serving_export(home, current_champion(engine_or_url), lora_name)
+
+
+@contextmanager
+def _export_lock(home: FlywheelHome, engine_or_url: sa.Engine | str) -> Iterator[None]:
+    """An exclusive lock for the export: `flock` on `models/.champion.lock` for a local home; for a home
+    on object storage (no file locks there) a PostgreSQL advisory lock in the registry's database."""
+    if not home.remote:
+        lock = home.model(".champion.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    engine = engine_or_url if isinstance(engine_or_url, sa.Engine) else sql_engine(engine_or_url)
+    if engine.dialect.name != "postgresql":
+        raise StateError(f"{home.root}: a home on object storage needs its registry in PostgreSQL (the export "
+                         f"lock is an advisory lock there); the database is {engine.dialect.name}")
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _EXPORT_LOCK_KEY})
         try:
-            return write_serving_export(home, current_champion(engine_or_url), lora_name)
+            yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _EXPORT_LOCK_KEY})
+            conn.commit()
+
+
+_EXPORT_LOCK_KEY = 0x666C7977  # "flyw": the serving export's advisory lock id

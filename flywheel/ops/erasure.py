@@ -22,6 +22,10 @@ stays (model lineage points at it); its manifest gets an `erasures` entry and it
 model versions trained on an amended version (registry and `models/*/manifest.json`) are listed for
 retraining. Each run appends a record (when, rows per store, files, versions, models; never the id) to
 `reports/erasures.jsonl`. Running it again removes nothing and says so.
+
+The home may be on object storage (`flywheel.core.storage`): files are read through their paths, a file
+rewritten without the user's rows is uploaded whole as one object (no reader sees half of it), an
+emptied one is deleted, and the log line is appended by rewriting the log object.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
@@ -48,7 +52,16 @@ from flywheel.capture.records import FEEDBACK, INTERACTIONS
 from flywheel.config import CaptureConfig
 from flywheel.core.errors import InputError
 from flywheel.core.permissions import private_dirs, private_opener
-from flywheel.core.storage import FlywheelHome, atomic_path, read_jsonl, write_json
+from flywheel.core.storage import (
+    FlywheelHome,
+    StoragePath,
+    atomic_path,
+    is_remote,
+    parquet_file,
+    read_jsonl,
+    read_table,
+    write_json,
+)
 from flywheel.curation.versions import read_manifest
 from flywheel.labeling.store import ReviewStore, decisions_table, items_table
 from flywheel.models.registry import list_models
@@ -147,7 +160,7 @@ class ErasureReport:
 
 
 # --- finding the user's interactions ---------------------------------------------------------------
-def _landing_paths(home: FlywheelHome, stream: str, *, pending: bool = False) -> Iterator[Path]:
+def _landing_paths(home: FlywheelHome, stream: str, *, pending: bool = False) -> Iterator[StoragePath]:
     for day in landing_days(home, stream):
         for path in sorted(home.landing(stream, day).iterdir()):
             if path.is_file() and path.name.startswith(".") == pending and path.name.endswith(".tmp") == pending:
@@ -167,16 +180,16 @@ def _find_interactions(home: FlywheelHome, subject: Subject) -> None:
     """The user's interaction ids: their landing lines, warehouse rows and quarantined lines."""
     needles = subject.needles()
     for path in _landing_paths(home, INTERACTIONS):
-        with open(path, "rb") as fh:
+        with path.open("rb") as fh:
             for line in fh:
                 subject.interactions.update(_line_owner(subject, line, needles)[1])
     users = pa.array(sorted(subject.users), pa.string())
     for path in _parquet_files(home, "warehouse", INTERACTIONS):
-        table = pq.read_table(path, columns=["interaction_id", "user_id"])
+        table = read_table(path, columns=["interaction_id", "user_id"])
         mine = table.filter(pc.fill_null(pc.is_in(table["user_id"], value_set=users), False))
         subject.interactions.update(mine["interaction_id"].to_pylist())
     for path in _parquet_files(home, "quarantine", INTERACTIONS):
-        for raw in pq.read_table(path, columns=["raw"])["raw"].to_pylist():
+        for raw in read_table(path, columns=["raw"])["raw"].to_pylist():
             fields = _FIELD_TEXT.findall(raw or "")
             if any(name == "user_id" and _value(v) in subject.users for name, v in fields):
                 subject.interactions.update(_value(v) for name, v in fields if name == "interaction_id")
@@ -187,9 +200,9 @@ def _find_examples(home: FlywheelHome, subject: Subject) -> None:
     pairs: list[tuple[str, str]] = []
     for root in SCANNED_ROOTS:
         for path in _parquet_files(home, root):
-            names = pq.read_schema(path).names
+            names = parquet_file(path).schema_arrow.names
             if "example_id" in names and "lineage" in names:
-                t = pq.read_table(path, columns=["example_id", "lineage"])
+                t = read_table(path, columns=["example_id", "lineage"])
                 pairs += zip(t["example_id"].to_pylist(), t["lineage"].to_pylist(), strict=True)
     for path in _jsonl_files(home):
         pairs += [(r.get("example_id"), r.get("lineage")) for r in _json_rows(path) if r.get("example_id")]
@@ -202,12 +215,12 @@ def _find_examples(home: FlywheelHome, subject: Subject) -> None:
 
 
 # --- tables and files ------------------------------------------------------------------------------
-def _parquet_files(home: FlywheelHome, root: str, *parts: str) -> list[Path]:
+def _parquet_files(home: FlywheelHome, root: str, *parts: str) -> list[StoragePath]:
     base = home.path(root, *parts)
     return sorted(p for p in base.rglob("*.parquet") if not p.name.startswith(".")) if base.is_dir() else []
 
 
-def _jsonl_files(home: FlywheelHome) -> list[Path]:
+def _jsonl_files(home: FlywheelHome) -> list[StoragePath]:
     found = []
     for root in JSONL_ROOTS:
         base = home.path(root)
@@ -216,7 +229,7 @@ def _jsonl_files(home: FlywheelHome) -> list[Path]:
     return sorted(found)
 
 
-def _json_rows(path: Path) -> list[dict[str, Any]]:
+def _json_rows(path: StoragePath) -> list[dict[str, Any]]:
     try:
         return [r for r in read_jsonl(path) if isinstance(r, dict)]
     except (ValueError, UnicodeDecodeError):
@@ -243,24 +256,26 @@ def _doomed_rows(table: pa.Table, subject: Subject) -> pa.Array:
     return mask
 
 
-def _scrub_parquet(home: FlywheelHome, path: Path, subject: Subject, report: ErasureReport) -> int:
-    """Rewrite a Parquet file without the user's rows (atomically); the rows removed."""
-    names = pq.read_schema(path).names
+def _scrub_parquet(home: FlywheelHome, path: StoragePath, subject: Subject, report: ErasureReport) -> int:
+    """Rewrite a Parquet file without the user's rows (atomically: renamed into place, or uploaded as one
+    object); the rows removed."""
+    names = parquet_file(path).schema_arrow.names
     wanted = [n for n in (*_EXACT_COLUMNS, "duplicate_ids", *_TEXT_COLUMNS) if n in names]
     if not wanted:
         return 0
-    doomed = _doomed_rows(pq.read_table(path, columns=wanted), subject)
+    doomed = _doomed_rows(read_table(path, columns=wanted), subject)
     removed = pc.sum(doomed).as_py() or 0
     if removed:
-        table = pq.read_table(path)
+        table = read_table(path)
         with atomic_path(path) as tmp:
             pq.write_table(table.filter(pc.invert(doomed)), tmp, compression="zstd")
         _changed(home, path, removed, report)
     return removed
 
 
-def _rewrite_lines(path: Path, keep: Iterable[bytes]) -> None:
-    """Replace a text file by `keep` (atomically); an emptied file is deleted."""
+def _rewrite_lines(path: StoragePath, keep: Iterable[bytes]) -> None:
+    """Replace a text file by `keep` (atomically: renamed into place, or uploaded as one object); an
+    emptied file is deleted."""
     lines = list(keep)
     if not lines:
         path.unlink()
@@ -269,8 +284,8 @@ def _rewrite_lines(path: Path, keep: Iterable[bytes]) -> None:
         fh.writelines(lines)
 
 
-def _scrub_jsonl(home: FlywheelHome, path: Path, subject: Subject, report: ErasureReport) -> None:
-    with open(path, "rb") as fh:
+def _scrub_jsonl(home: FlywheelHome, path: StoragePath, subject: Subject, report: ErasureReport) -> None:
+    with path.open("rb") as fh:
         lines = fh.readlines()
     keep = []
     for line in lines:
@@ -291,16 +306,16 @@ def _scrub_landing(home: FlywheelHome, subject: Subject, report: ErasureReport) 
     needles = subject.needles()
     for stream in (INTERACTIONS, FEEDBACK):
         for path in _landing_paths(home, stream):
-            with open(path, "rb") as fh:
+            with path.open("rb") as fh:
                 lines = fh.readlines()
             keep = [ln for ln in lines if not _landing_line_doomed(subject, ln, needles, stream)]
             if len(keep) < len(lines):
                 _rewrite_lines(path, keep)
                 _changed(home, path, len(lines) - len(keep), report, store=f"landing/{stream}")
         for path in _landing_paths(home, stream, pending=True):
-            with open(path, "rb") as fh:
+            with path.open("rb") as fh:
                 if any(_landing_line_doomed(subject, ln, needles, stream) for ln in fh):
-                    report.pending_files.append(str(path.relative_to(home.root)))
+                    report.pending_files.append(_relative(home, path))
 
 
 def _landing_line_doomed(subject: Subject, line: bytes, needles: list[bytes], stream: str) -> bool:
@@ -313,14 +328,20 @@ def _landing_line_doomed(subject: Subject, line: bytes, needles: list[bytes], st
     return any(name == b"interaction_id" and _value(v) in subject.interactions for name, v in _FIELD_BYTES.findall(line))
 
 
-def _changed(home: FlywheelHome, path: Path, rows: int, report: ErasureReport, store: str | None = None) -> None:
+def _relative(home: FlywheelHome, path: StoragePath) -> str:
+    """`path` relative to the home, as the report names files (`warehouse/interactions/<day>.parquet`)."""
+    return home.relative(path) if is_remote(path) else str(path.relative_to(home.root))
+
+
+def _changed(home: FlywheelHome, path: StoragePath, rows: int, report: ErasureReport, store: str | None = None) -> None:
     """Count `rows` removed from `path`: per file, and per store (`warehouse/<table>`, `quarantine/<table>`,
     `reports/<name>`; `datasets/<file>` and `labeling/<file>` over every version and batch)."""
-    rel = path.relative_to(home.root)
+    rel = _relative(home, path)
+    parts = PurePosixPath(rel).parts
     if store is None:
-        store = f"{rel.parts[0]}/{rel.name if rel.parts[0] in ('datasets', 'labeling') else rel.parts[1]}"
+        store = f"{parts[0]}/{parts[-1] if parts[0] in ('datasets', 'labeling') else parts[1]}"
     report.rows[store] += rows
-    report.files[str(rel)] = report.files.get(str(rel), 0) + rows
+    report.files[rel] = report.files.get(rel, 0) + rows
 
 
 # --- the review database ---------------------------------------------------------------------------
@@ -360,7 +381,7 @@ def _amend_datasets(home: FlywheelHome, report: ErasureReport) -> None:
     """Mark each dataset version that lost rows: an `erasures` entry in its manifest, a note on its card."""
     removed: dict[str, dict[str, int]] = {}
     for rel, rows in report.files.items():
-        parts = Path(rel).parts
+        parts = PurePosixPath(rel).parts
         if parts[0] == "datasets" and len(parts) > 2:
             removed.setdefault(parts[1], {})["/".join(parts[2:])] = rows
     for version, files in sorted(removed.items()):
@@ -399,12 +420,21 @@ def _models_trained_on(home: FlywheelHome, db_url: str, versions: set[str]) -> l
     return [found[k] for k in sorted(found)]
 
 
-def _append_log(home: FlywheelHome, record: dict[str, Any]) -> Path:
-    """Append one line to `reports/erasures.jsonl` (owner-only)."""
+def _append_log(home: FlywheelHome, record: dict[str, Any]) -> StoragePath:
+    """Append one line to `reports/erasures.jsonl` (owner-only; on object storage, which cannot append,
+    the log is read and uploaded again whole with the line added)."""
     path = home.reports() / ERASURE_LOG
+    line = json.dumps(record, sort_keys=True) + "\n"
+    if is_remote(path):
+        old = path.read_bytes() if path.exists() else b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(old + line.encode("utf-8"))
+        return path
     private_dirs(path.parent)
     with open(path, "a", encoding="utf-8", opener=private_opener) as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.write(line)
     return path
 
 

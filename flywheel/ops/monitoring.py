@@ -76,7 +76,7 @@ def negative_rate(home: FlywheelHome, start: datetime, end: datetime) -> RateWin
     files = home.warehouse_files(SIGNALS_ASSET, _days(start, end))
     if not files:
         return RateWindow(start, end, 0, 0)
-    con = duckdb_connection()
+    con = duckdb_connection(home=home)  # a home on object storage: DuckDB reads its objects through fsspec
     try:
         total, negatives = con.execute(
             """

@@ -5,7 +5,8 @@ It reads only what the stages wrote: the landing zone and the warehouse files, t
 `datasets/LATEST` and its manifest, the model registry and its score history, and the project's
 `automation` schedule. `FlywheelStatus.findings()` is the doctor: stale capture, landing days not
 captured, open review batches of every kind, automation that is off by default, the champion's age
-and the last candidate's gate outcome.
+and the last candidate's gate outcome. The home may be a local folder or on object storage
+(`flywheel.core.storage`): files are listed and read through its paths.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pyarrow.parquet as pq
-
 from flywheel.capture.landing import landing_days, landing_files
 from flywheel.capture.pii import ner_available
 from flywheel.capture.records import INTERACTIONS
 from flywheel.config import ProjectConfig
 from flywheel.core.cron import parse_cron
-from flywheel.core.storage import FlywheelHome
+from flywheel.core.storage import FlywheelHome, parquet_file
 from flywheel.curation.versions import latest_version, read_manifest
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -167,8 +166,8 @@ def capture_status(home: FlywheelHome, today: date | None = None) -> CaptureStat
     last = files[-1]
     day = last.stem
     quarantine = home.quarantine("interactions", day)
-    quarantined = pq.ParquetFile(quarantine).metadata.num_rows if quarantine.exists() else 0
-    return CaptureStatus(day, pq.ParquetFile(last).metadata.num_rows, quarantined, len(files), **landing)
+    quarantined = parquet_file(quarantine).metadata.num_rows if quarantine.exists() else 0
+    return CaptureStatus(day, parquet_file(last).metadata.num_rows, quarantined, len(files), **landing)
 
 
 # --- review ----------------------------------------------------------------------------------

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flywheel.config import CurationConfig
 from flywheel.core.errors import InputError
+from flywheel.core.storage import read_table
 from flywheel.curation.steps.decontamination import eval_near_copies
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def read_examples(path: Path) -> tuple[pa.Table, list[Conversation], list[float 
     column counts every weight as 1, missing ids are row numbers."""
     if not path.is_file():
         raise TrainingDataError(f"{path}: missing")
-    table = pq.read_table(path)
+    table = read_table(path)
     if "messages" not in table.column_names:
         raise TrainingDataError(f"{path}: no `messages` column (expected EXAMPLE_SCHEMA)")
     messages = [

@@ -15,16 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from flywheel.config import CurationConfig, TrainingConfig
-from flywheel.core.storage import FlywheelHome, atomic_dir, write_json
+from flywheel.core.storage import FlywheelHome, atomic_dir, local_copy, write_json
 from flywheel.curation.preference_pairs import pair_conversations, pairs_hash, read_preference_pairs
 from flywheel.models.artifact import (
     ADAPTER_CONFIG,
@@ -100,7 +98,7 @@ def train_dpo(home: FlywheelHome, sft: ModelArtifact, cfg: TrainingConfig, pairs
     plan = plan_device(cfg)
     set_seed(cfg.seed)
     model, tokenizer = load_base(cfg.base_model, home, dtype=plan.dtype, attn_implementation=plan.attn_implementation)
-    model = PeftModel.from_pretrained(model, str(sft.path), is_trainable=True)
+    model = PeftModel.from_pretrained(model, str(local_copy(sft.path)), is_trainable=True)
     rows = [{"prompt": [dict(m) for m in p["prompt"]], "chosen": [{"role": "assistant", "content": p["chosen"]}],
              "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps
@@ -135,8 +133,8 @@ def train_dpo(home: FlywheelHome, sft: ModelArtifact, cfg: TrainingConfig, pairs
         canonical_adapter_config(tmp / ADAPTER_CONFIG)
         (tmp / "README.md").unlink(missing_ok=True)
         for name in CARRIED_FILES:
-            if (Path(sft.path) / name).is_file():
-                shutil.copy2(Path(sft.path) / name, tmp / name)
+            if (sft.path / name).is_file():
+                (tmp / name).write_bytes((sft.path / name).read_bytes())
         manifest = {**sft.manifest, "version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "sft_version": sft.version, "preference": report,
                     "files": {name: file_sha256(tmp / name) for name in ADAPTER_FILES}}

@@ -12,9 +12,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from flywheel.core.storage import storage_path
 from flywheel.training.request import TrainingResult, parse_request
 from flywheel.training.trainer import LOSS_PNG, train
 
@@ -40,7 +40,7 @@ def pipes_metadata(result: TrainingResult) -> dict[str, Any]:
         "rows": {"raw_value": m.get("data", {}).get("rows"), "type": "int"},
         "device": {"raw_value": m.get("device", {}), "type": "json"},
         "loss_curve": {"raw_value": {"points": m.get("loss_curve", [])}, "type": "json"},
-        "loss_curve_png": {"raw_value": str(Path(result.path) / LOSS_PNG), "type": "path"},
+        "loss_curve_png": {"raw_value": str(storage_path(result.path) / LOSS_PNG), "type": "path"},
         "seed_replicates": {"raw_value": ", ".join(result.replicates) or "none", "type": "text"},
         "preference_stage": {"raw_value": result.preference or {"stage": "not run"}, "type": "json"},
     }

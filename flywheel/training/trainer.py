@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.config import DpoConfig, TrainingConfig
-from flywheel.core.storage import FlywheelHome, atomic_dir, write_json
+from flywheel.core.storage import FlywheelHome, atomic_dir, storage_path, write_json
 from flywheel.models.artifact import (
     ADAPTER_FILES,
     AdapterError,
@@ -41,7 +41,7 @@ from flywheel.models.artifact import (
     verify_adapter,
     write_candidate,
 )
-from flywheel.models.base import load_base, load_tokenizer, resolve_base
+from flywheel.models.base import base_path, load_base, load_tokenizer
 from flywheel.training.curves import (
     MAX_CURVE_POINTS,
     downsample,
@@ -261,7 +261,7 @@ def train(
     home = FlywheelHome(request.home)
     dataset_version = request.dataset_version or latest_dataset_version(home)
     train_path = home.dataset(dataset_version) / "train.parquet"
-    eval_path = Path(request.eval_set_path) if request.eval_set_path else None
+    eval_path = storage_path(request.eval_set_path) if request.eval_set_path else None
     if eval_path is not None and not eval_path.is_file():
         raise TrainingDataError(f"{eval_path}: fixed eval set missing (materialize fixed_eval_set first)")
     _, messages, weights, example_ids = read_examples(train_path)
@@ -386,7 +386,7 @@ def _fit(
     points: list[dict[str, float]] = []
     val_points: list[dict[str, float]] = []
     params = training_params(cfg, version=version, dataset_version=dataset_version, eval_set_hash=inputs.eval_hash,
-                             base_model_resolved=resolve_base(cfg.base_model, home), device=plan.device,
+                             base_model_resolved=base_path(cfg.base_model, home), device=plan.device,
                              validation_examples=inputs.validation["examples"])
     with (tracked_run(version, params, {"flywheel.dataset_version": dataset_version}, say) as tracker,
           tempfile.TemporaryDirectory(prefix="flywheel-train-") as scratch):
@@ -442,7 +442,7 @@ def _fit(
                 "dataset_version": dataset_version,
                 "eval_set_hash": inputs.eval_hash,
                 "base_model": cfg.base_model,
-                "base_model_resolved": resolve_base(cfg.base_model, home),
+                "base_model_resolved": base_path(cfg.base_model, home),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "device": asdict(plan),
                 "data": data.summary(),

@@ -112,7 +112,7 @@ def test_the_capture_job_deletes_past_retention_and_the_check_reports_what_is_le
     reasons = retention.metadata["days"].data
     assert "not captured yet" in reasons["2026-01-05"] and "2026-01-05" in reasons["2026-01-06"]
     meta = run("2026-01-05").asset_materializations_for_node("interaction_signals")[0].metadata
-    assert meta["landing_days_deleted"].value == 2 and meta["retention_cutoff"].value < "2026-12-01"
+    assert meta["landing_days_deleted"].value == 2 and meta["retention_cutoff"].value > "2026-01-06"  # today minus the retention: after every day here
     assert landing_days(home, INTERACTIONS) == ["2026-01-07"]
     result = run("2026-01-07")
     retention = next(c for c in result.get_asset_check_evaluations() if c.check_name == "landing_retention")
