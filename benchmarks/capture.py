@@ -1,6 +1,6 @@
 """Capture stage throughput and memory against DuckDB's bare read_json -> Parquet of the same files.
 
-    .venv/bin/python benchmarks/capture.py --events 1000000 [--workers N] [--pii-compare]
+    .venv/bin/python benchmarks/capture.py --events 1000000 [--workers N] [--pii-compare] [--s3]
 
 Generates one day of realistic traffic with the capture SDK (real instructions and answers from the
 Alpaca sample in ../shared/datasets, PII in some rows, sessions with resubmissions, feedback events,
@@ -10,6 +10,8 @@ a few broken lines, several landing files), then runs, each in its own subproces
   validates and redacts in `ingest_workers()` worker processes; their peak RSS is reported beside
   the main process's);
 - baseline: DuckDB `read_json` of the same interaction and feedback files written to Parquet.
+`--s3` runs the capture again with the home in a bucket of an S3 server started on 127.0.0.1 (moto's,
+from the dev extra), the same landing files uploaded there, and prints its ratio beside the local one.
 `--pii-compare` also times presidio-analyzer's pattern recognizers (if installed) against
 `flywheel.capture.pii` on the same texts, and the NER pass of training-bound rows (`capture.pii.ner`,
 a spaCy pipeline, if one is installed: `--ner-model NAME`).
@@ -154,6 +156,27 @@ def _in_subprocess(stage: str, home: FlywheelHome, workers: int | None) -> dict[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _capture_on_s3(local: FlywheelHome, workers: int | None) -> dict[str, object]:
+    """Upload the landing files to a bucket on a moto S3 server in this process and capture there."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_REGION="us-east-1")  # fmt: skip
+    try:
+        boto3.client("s3").create_bucket(Bucket="flywheel-bench")
+        home = FlywheelHome("s3://flywheel-bench/home")
+        for stream in (INTERACTIONS, FEEDBACK):
+            for path in landing_files(local, stream, DAY):
+                home.root.fs.put_file(str(path), f"{home.landing(stream, DAY).path}/{path.name}")
+        return _in_subprocess("capture", home, workers)
+    finally:
+        server.stop()
+
+
 def compare_pii(n: int = 3000, ner_models: list[str] | None = None) -> None:
     """flywheel.capture.pii against presidio-analyzer's pattern recognizers on the same texts; the NER pass."""
     from flywheel.capture.pii import PiiRedactor, TrainingTextScrubber
@@ -211,6 +234,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="ingestion worker processes (default: ingest_workers(); 1: none)")
     parser.add_argument("--pii-compare", action="store_true")
     parser.add_argument("--ner-model", action="append", help="spaCy pipeline(s) for the NER timing of --pii-compare")
+    parser.add_argument("--s3", action="store_true", help="also capture with the home on a local S3 server (moto)")
     parser.add_argument("--child", choices=["capture", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,6 +264,14 @@ def main() -> None:
         print(f"ratio capture/baseline: {ratio:.2f}x (target <= 5x); peak RSS target < 2048 MiB")
         print(f"CPU seconds: capture {cap['cpu_s']:.1f}, baseline {base['cpu_s']:.1f}: "
               f"{cap['cpu_s'] / base['cpu_s']:.2f}x (wall-clock ratios swing with other load on a shared machine)")  # type: ignore[operator]
+        if args.s3:
+            s3 = _capture_on_s3(home, args.workers)
+            s3_ratio = s3["seconds"] / base["seconds"]  # type: ignore[operator]
+            print(f"capture, home on S3 (moto on 127.0.0.1): ingest {s3['ingest_s']:.1f}s + signals {s3['signals_s']:.1f}s "
+                  f"= {s3['seconds']:.1f}s  {n / s3['seconds']:,.0f} events/s; rows read {s3['rows_read']} accepted "
+                  f"{s3['rows_accepted']} quarantined {s3['rows_quarantined']}")  # fmt: skip
+            print(f"ratio capture on S3 / baseline (local DuckDB): {s3_ratio:.2f}x; local capture {ratio:.2f}x; "
+                  f"S3 / local capture {s3['seconds'] / cap['seconds']:.2f}x")  # type: ignore[operator]
     if args.pii_compare:
         compare_pii(ner_models=args.ner_model)
 
