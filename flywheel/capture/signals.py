@@ -305,10 +305,12 @@ def _compute_signals(
         con = duckdb_connection(threads, home=home)
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute(
-                "CREATE TEMP VIEW cur AS SELECT interaction_id, ts, session_id, input_text "
-                f"FROM read_parquet('{_sql_path(source)}')"
-            )
+            columns = ["interaction_id", "ts", "session_id", "input_text"]
+            if home.remote:  # the view is read several times: one GET of its four columns, not a range read each time
+                con.register("cur_columns", read_table(source, columns=columns))
+                con.execute(f"CREATE TEMP VIEW cur AS SELECT {', '.join(columns)} FROM cur_columns")
+            else:
+                con.execute(f"CREATE TEMP VIEW cur AS SELECT {', '.join(columns)} FROM read_parquet('{_sql_path(source)}')")
             con.register("next_window", window)
             con.execute("CREATE TEMP VIEW later AS SELECT * FROM cur UNION ALL SELECT * FROM next_window")
             con.register("feedback", pa.concat_tables([own, late]))
