@@ -22,7 +22,7 @@ from flywheel.capture.landing import landing_days, landing_files
 from flywheel.capture.records import FEEDBACK, INTERACTIONS, previous_day
 from flywheel.capture.signals import SIGNALS
 from flywheel.config import CaptureConfig
-from flywheel.core.storage import FlywheelHome, StoragePath, is_remote, remove
+from flywheel.core.storage import FlywheelHome, StoragePath, remove
 
 
 @dataclass
@@ -104,9 +104,6 @@ def apply_retention(home: FlywheelHome, config: CaptureConfig, today: date | Non
         for stream in (INTERACTIONS, FEEDBACK):
             folder = home.landing(stream, day)
             if folder.is_dir() and not any(folder.iterdir()):
-                if is_remote(folder):
-                    remove(folder)  # a folder marker object, if the store keeps one
-                else:
-                    folder.rmdir()
+                remove(folder)  # on object storage: a folder marker object, if the store keeps one
         report.deleted_days.append(day)
     return report

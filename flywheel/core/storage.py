@@ -54,7 +54,7 @@ def is_remote(path: object) -> bool:
 def storage_path(location: str | os.PathLike[str]) -> StoragePath:
     """A stored location as a path: a `UPath` for an fsspec URL (kept as is when already one), a local
     `Path` otherwise (`file://` URLs included)."""
-    if isinstance(location, UPath) or isinstance(location, Path):
+    if isinstance(location, (UPath, Path)):
         return location
     text = os.fspath(location)
     scheme = _URL_SCHEME.match(text)
@@ -228,8 +228,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 def upload_dir(local: Path, dest: UPath) -> None:
     """Replace the object-storage folder `dest` with the files of the local folder `local`."""
-    if dest.exists():
-        dest.fs.rm(dest.path, recursive=True)
+    remove(dest)
     for file in sorted(f for f in local.rglob("*") if f.is_file()):
         dest.fs.put_file(str(file), f"{dest.path}/{file.relative_to(local).as_posix()}")
 
@@ -291,7 +290,7 @@ def read_parquet(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         if schema is None:
             return pa.table({})
         return schema.empty_table()
-    tables = [pq.read_table(p.path, filesystem=p.fs) if is_remote(p) else pq.read_table(p) for p in existing]
+    tables = [read_table(p) for p in existing]
     if schema is not None:
         tables = [t.select(schema.names).cast(schema) for t in tables]
     return pa.concat_tables(tables, promote_options="default")
@@ -307,20 +306,6 @@ def parquet_file(path: str | os.PathLike[str]) -> pq.ParquetFile:
     """A Parquet file's reader (metadata, schema, row groups), local or on object storage."""
     p = storage_path(path)
     return pq.ParquetFile(p.path, filesystem=p.fs) if is_remote(p) else pq.ParquetFile(p)
-
-
-def local_file(path: str | os.PathLike[str]) -> Path:
-    """A local path holding the file at `path`: itself when local, else a cached copy (for libraries that
-    take only a file name)."""
-    p = storage_path(path)
-    if not is_remote(p):
-        return Path(p)
-    target = cache_dir() / "files" / p.fs.protocol[0] / p.path
-    info = p.fs.info(p.path)
-    if not (target.is_file() and target.stat().st_size == info.get("size")):
-        with atomic_path(target) as tmp:
-            p.fs.get_file(p.path, str(tmp))
-    return target
 
 
 def write_text(text: str, target: str | os.PathLike[str]) -> StoragePath:

@@ -315,7 +315,7 @@ def _scrub_landing(home: FlywheelHome, subject: Subject, report: ErasureReport) 
         for path in _landing_paths(home, stream, pending=True):
             with path.open("rb") as fh:
                 if any(_landing_line_doomed(subject, ln, needles, stream) for ln in fh):
-                    report.pending_files.append(_relative(home, path))
+                    report.pending_files.append(home.relative(path))
 
 
 def _landing_line_doomed(subject: Subject, line: bytes, needles: list[bytes], stream: str) -> bool:
@@ -328,15 +328,10 @@ def _landing_line_doomed(subject: Subject, line: bytes, needles: list[bytes], st
     return any(name == b"interaction_id" and _value(v) in subject.interactions for name, v in _FIELD_BYTES.findall(line))
 
 
-def _relative(home: FlywheelHome, path: StoragePath) -> str:
-    """`path` relative to the home, as the report names files (`warehouse/interactions/<day>.parquet`)."""
-    return home.relative(path) if is_remote(path) else str(path.relative_to(home.root))
-
-
 def _changed(home: FlywheelHome, path: StoragePath, rows: int, report: ErasureReport, store: str | None = None) -> None:
     """Count `rows` removed from `path`: per file, and per store (`warehouse/<table>`, `quarantine/<table>`,
     `reports/<name>`; `datasets/<file>` and `labeling/<file>` over every version and batch)."""
-    rel = _relative(home, path)
+    rel = home.relative(path)
     parts = PurePosixPath(rel).parts
     if store is None:
         store = f"{parts[0]}/{parts[-1] if parts[0] in ('datasets', 'labeling') else parts[1]}"
