@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv demo test ui lint chromium postgres clean
+.PHONY: venv bytecode demo test ui lint chromium postgres clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The project's own modules compiled once: every run worker, code server and CLI process then reads .pyc
+# files even where PYTHONDONTWRITEBYTECODE is set (pip already compiled the installed packages).
+bytecode: venv
+	@$(PY) -m compileall -q -j 0 flywheel assets jobs schedules sensors definitions.py >/dev/null
+
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
@@ -29,16 +34,16 @@ postgres:
 DEMO_PROJECT := $(FLYWHEEL_HOME)/demo-project
 export FLYWHEEL_PROJECT ?= $(DEMO_PROJECT)
 
-demo: venv
+demo: venv bytecode
 	@mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/flywheel demo
 
-test: venv chromium postgres
+test: venv bytecode chromium postgres
 	$(PY) -m pytest -q
 
 # `dg dev` (dagster-dg-cli) loads the code location of pyproject's [tool.dg.project], as workspace.yaml does.
 # The local instance: no telemetry, and run logs in this terminal at INFO (every event stays in the UI).
-ui: venv
+ui: venv bytecode
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	@grep -q '^python_logs:' $(DAGSTER_HOME)/dagster.yaml || printf 'python_logs:\n  python_log_level: INFO\n' >> $(DAGSTER_HOME)/dagster.yaml

@@ -8,8 +8,12 @@ into two fresh FLYWHEEL_HOMEs, then times, each from a cold process on its own f
   backfill does: one run per partition, each launched by the default run launcher through the code
   server into its own run worker process), timed until the last run has finished; the instance uses
   the DefaultRunCoordinator, so runs launch at once instead of waiting for a daemon's dequeue tick;
-- flywheel: `flywheel backfill capture --from --to` (one process, the runs in-process, oldest first).
-Prints both wall times, their ratio, the runs' statuses and the DEBUG lines the run workers printed;
+- flywheel: `flywheel backfill capture --from --to` (one process, the runs in-process, oldest first);
+- baseline: the same `dagster job backfill` against a no-op code location (a `daily_capture` job of two
+  assets that return at once, same daily partitions): Dagster's own cost of a run per partition (the CLI,
+  a code server, a spawned run worker per run importing dagster), which no code location can go under.
+Prints the three wall times, the ratio, the floor's ratio (baseline / flywheel), the runs' statuses and
+the DEBUG lines the run workers printed;
 `--repeat N` runs N rounds (fresh homes each) and reports the medians: a shared machine is noisy.
 `--code DIR` loads the code location from another checkout (e.g. one at an older commit) for the
 dagster side, to measure a baseline.
@@ -46,6 +50,28 @@ run_coordinator:
   module: dagster._core.run_coordinator
   class: DefaultRunCoordinator
 """
+NOOP_LOCATION = '''"""A code location whose `daily_capture` does nothing: the floor of a Dagster backfill."""
+import dagster as dg
+
+DAYS = dg.DailyPartitionsDefinition(start_date="{start}")
+
+
+@dg.asset(partitions_def=DAYS, group_name="capture")
+def interactions() -> None:
+    return None
+
+
+@dg.asset(partitions_def=DAYS, group_name="capture", deps=[interactions])
+def interaction_signals() -> None:
+    return None
+
+
+defs = dg.Definitions(
+    assets=[interactions, interaction_signals],
+    jobs=[dg.define_asset_job("daily_capture", selection=dg.AssetSelection.groups("capture"),
+                              executor_def=dg.in_process_executor)],
+)
+'''
 
 
 def land(home: FlywheelHome, days: list[str]) -> int:
@@ -81,10 +107,18 @@ def env_for(home: FlywheelHome, dhome: Path, project: Path) -> dict[str, str]:
                   "OMP_WAIT_POLICY": "PASSIVE", "FLYWHEEL_PSEUDONYM_KEY": DEMO_PSEUDONYM_KEY}
 
 
+def noop_location(root: Path, start: str) -> Path:
+    """A folder holding the no-op `definitions.py` (partitions from `start`)."""
+    folder = root / "noop-location"
+    folder.mkdir()
+    (folder / "definitions.py").write_text(NOOP_LOCATION.format(start=start), encoding="utf-8")
+    return folder
+
+
 def run_dagster(days: list[str], env: dict[str, str], code: Path, log: Path, timeout_s: float) -> tuple[float, dict]:
     """`dagster job backfill`, then wait until every run it launched has finished."""
     bin_dir = Path(sys.executable).parent
-    workspace = log.parent / "workspace.yaml"
+    workspace = log.parent / f"workspace-{log.stem}.yaml"
     workspace.write_text("load_from:\n  - python_module:\n      module_name: definitions\n"
                          f"      location_name: flywheel\n      working_directory: {code}\n", encoding="utf-8")
     start = time.perf_counter()
@@ -118,8 +152,8 @@ def run_flywheel(days: list[str], env: dict[str, str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[float, float, set[str], int]:
-    """Both sides once, each on fresh homes: (dagster s, flywheel s, run statuses, DEBUG lines printed)."""
+def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[float, float, float, set[str], int]:
+    """The three sides once, each on fresh homes: (dagster s, flywheel s, baseline s, run statuses, DEBUG lines)."""
     with tempfile.TemporaryDirectory(prefix="flywheel-backfill-") as tmp:
         root = Path(tmp)
         project = root / "project"  # an empty project folder: the defaults
@@ -133,8 +167,11 @@ def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[float, flo
             timeout_s)
         flywheel_s = run_flywheel(days, env_for(homes["flywheel"], dagster_home(root, "dh-flywheel"), project),
                                   logs["flywheel"])
+        noop_s, noop_statuses = run_dagster(
+            days, env_for(FlywheelHome(root / "home-baseline"), dagster_home(root, "dh-baseline"), project),
+            noop_location(root, days[0]), root / "baseline.log", timeout_s)
         debug_lines = sum("DEBUG" in line for line in logs["dagster"].read_text(errors="replace").splitlines())
-    return dagster_s, flywheel_s, set(statuses.values()), debug_lines
+    return dagster_s, flywheel_s, noop_s, set(statuses.values()) | set(noop_statuses.values()), debug_lines
 
 
 def main() -> None:
@@ -151,14 +188,17 @@ def main() -> None:
     rounds = []
     for i in range(args.repeat):
         rounds.append(one_round(days, args.code.resolve(), args.timeout))
-        d, f, statuses, debug = rounds[-1]
-        print(f"round {i + 1}: dagster {d:6.1f} s, flywheel {f:6.1f} s, ratio {d / f:.1f}x, runs {sorted(statuses)}, "
-              f"DEBUG lines from the run workers {debug}, load average {os.getloadavg()[0]:.1f}")
-    dagster_s = statistics.median(r[0] for r in rounds)
-    flywheel_s = statistics.median(r[1] for r in rounds)
+        d, f, b, statuses, debug = rounds[-1]
+        print(f"round {i + 1}: dagster {d:6.1f} s, flywheel {f:6.1f} s, no-op baseline {b:6.1f} s, ratio {d / f:.1f}x, "
+              f"runs {sorted(statuses)}, DEBUG lines from the run workers {debug}, "
+              f"load average {os.getloadavg()[0]:.1f}")
+    dagster_s, flywheel_s, noop_s = (statistics.median(r[k] for r in rounds) for k in range(3))
     print(f"dagster job backfill (run launcher, a process per run): {dagster_s:6.1f} s (median)")
     print(f"flywheel backfill capture (in-process):                {flywheel_s:6.1f} s (median)")
-    print(f"ratio dagster / flywheel: {dagster_s / flywheel_s:.1f}x (target <= 2x)")
+    print(f"dagster job backfill, no-op code location (baseline):  {noop_s:6.1f} s (median)")
+    print(f"ratio dagster / flywheel: {dagster_s / flywheel_s:.1f}x (target <= 2x); "
+          f"Dagster's floor alone, no-op / flywheel: {noop_s / flywheel_s:.1f}x; "
+          f"flywheel's location adds {dagster_s - noop_s:.1f} s to Dagster's {noop_s:.1f} s")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-import jsonschema
 from pydantic import Field, field_validator
 
 from flywheel.config.base import StrictModel
@@ -86,6 +85,8 @@ class CurationConfig(StrictModel):
     @classmethod
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            import jsonschema  # a few hundred ms: only when a schema is set
+
             try:
                 jsonschema.validators.validator_for(value).check_schema(value)
             except jsonschema.SchemaError as exc:

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from flywheel.config import CurationConfig
 from flywheel.core.errors import InputError
 
@@ -36,6 +34,8 @@ class AnswerFormat:
             except re.error as exc:
                 raise InputError(f"curation.answer_regex {self.regex!r} is not a valid regular expression: {exc}") from exc
         if self.json_schema is not None:
+            import jsonschema  # only when a schema is set: the code location starts faster
+
             cls = jsonschema.validators.validator_for(self.json_schema)
             try:
                 cls.check_schema(self.json_schema)

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sacrebleu.metrics import BLEU
 
 from flywheel.core.sampling import seeded_sample
 from flywheel.curation.near_duplicates import shingle_hashes
@@ -58,6 +57,8 @@ def self_bleu(texts: Sequence[str], seed: int = 0, sample_size: int = 200) -> fl
     order = np.random.default_rng(seed + 1).permutation(len(sample))
     half_a = [sample[i] for i in order[: len(sample) // 2]]
     half_b = [sample[i] for i in order[len(sample) // 2 :]]
+    from sacrebleu.metrics import BLEU  # imported on first use: the code location starts faster
+
     scores = []
     for hyps, refs in ((half_a, half_b), (half_b, half_a)):
         # sacrebleu's multi-reference sentence BLEU, with the other half's n-grams extracted once

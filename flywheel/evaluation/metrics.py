@@ -15,10 +15,10 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
-from sacrebleu.metrics import CHRF
 
 from flywheel.core.errors import InputError
 from flywheel.core.text import answer_match_form
@@ -27,7 +27,14 @@ from flywheel.evaluation.eval_set import EvalItem
 from flywheel.evaluation.judge import LLMJudge
 
 BOOTSTRAP_SEED = 0
-_CHRF = CHRF()
+
+
+@cache
+def _chrf_metric() -> Any:
+    """sacrebleu's chrF, imported on first use (the code location starts faster)."""
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -51,7 +58,7 @@ def chrf(prediction: str, reference: str) -> float:
     """sacrebleu sentence chrF, scaled to 0-1."""
     if not prediction and not reference:
         return 1.0
-    return _CHRF.sentence_score(prediction, [reference]).score / 100.0
+    return _chrf_metric().sentence_score(prediction, [reference]).score / 100.0
 
 
 METRIC_FUNCTIONS = {"exact_match": exact_match, "token_f1": token_f1, "chrf": chrf}

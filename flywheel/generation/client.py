@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
-
 from flywheel.config import EndpointConfig
 from flywheel.core.errors import FlywheelError, InputError
 
@@ -96,6 +94,8 @@ class ChatClient:
         self.usage = Usage()
         self._sleep = sleep
         self._last_start = -math.inf
+        import httpx  # imported on first use: the code location starts faster
+
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers)
 
@@ -122,6 +122,8 @@ class ChatClient:
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST `payload` to `base_url + path` and return the JSON object, retrying as the module says."""
         url = self.base_url + path
+        import httpx
+
         reason, detail = "network", ""
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * 2**attempt

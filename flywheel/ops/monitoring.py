@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from flywheel.capture.signals import SIGNALS as SIGNALS_ASSET
 from flywheel.config import AutomationConfig
 from flywheel.core.storage import FlywheelHome, duckdb_connection
@@ -192,6 +190,8 @@ class FailureAlert:
 def post_alert(url: str, alert: FailureAlert, timeout_s: float = 5.0) -> int | None:
     """POST the alert as JSON; returns the HTTP status, or None when the webhook was unreachable
     (an unreachable webhook is logged, never raised: the failure it reports matters more)."""
+    import httpx  # imported on first use: the code location starts faster
+
     try:
         resp = httpx.post(url, json=alert.payload(), timeout=timeout_s)
     except httpx.HTTPError as exc:

@@ -38,10 +38,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 
 from flywheel.core.text import final_answer, input_match_key, last_user_text, shingle_form
 from flywheel.curation.context import CurationContext, Step
@@ -53,6 +52,9 @@ from flywheel.curation.near_duplicates import (
     exact_jaccard,
     shingle_hashes,
 )
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 RULE = "mislabeled_answer"
 NGRAMS = (3, 4, 5)
@@ -101,6 +103,8 @@ def answer_classes(answers: Sequence[str], threshold: float, hasher: MinHasher) 
 def input_features(texts: Sequence[str]) -> sparse.csr_matrix:
     """One L2-normalised row per text: TF-IDF (sublinear TF) over hashed character 3-5-grams of
     its match key (`core.text.input_match_key`, padded with a space at both ends)."""
+    from scipy import sparse  # imported on first use: the code location starts faster
+
     padded = [f" {input_match_key(t)} " for t in texts]
     n = len(padded)
     parts = []
@@ -118,6 +122,8 @@ def input_features(texts: Sequence[str]) -> sparse.csr_matrix:
 
 
 def _normalize_rows(x: sparse.csr_matrix) -> sparse.csr_matrix:
+    from scipy import sparse  # imported on first use: the code location starts faster
+
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
     return (sparse.diags((1.0 / np.maximum(norms, 1e-12)).astype(np.float32)) @ x).tocsr()
 
@@ -126,6 +132,8 @@ class CentroidModel:
     """Class centroids (sums of the rows' vectors, `exclude`d rows left out) scoring rows leave-one-out."""
 
     def __init__(self, x: sparse.csr_matrix, labels: np.ndarray, n_classes: int, exclude: np.ndarray) -> None:
+        from scipy import sparse  # imported on first use: the code location starts faster
+
         n = len(labels)
         self.x, self.labels = x, labels
         self.inside = ~exclude
@@ -215,6 +223,8 @@ def same_input_classes(x: sparse.csr_matrix, labels: np.ndarray, n_classes: int,
     intents at most 0.65; 0.94 for two deduplicated ShareGPT identity replies whose centroids' cosine
     is 0.74), and a diffuse class (questions of many kinds) is not like a tight one it overlaps.
     """
+    from scipy import sparse  # imported on first use: the code location starts faster
+
     n = np.bincount(labels, minlength=n_classes).astype(np.float64)
     sums = (sparse.csr_matrix((np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))),
                               shape=(n_classes, len(labels))) @ x).tocsr()
