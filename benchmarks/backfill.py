@@ -3,20 +3,22 @@
     .venv/bin/python benchmarks/backfill.py [--days 5] [--code DIR]
 
 Lands the same small demo days (the SMALL scenario's simulated users, logged with the capture SDK)
-into two fresh FLYWHEEL_HOMEs, then times, each from a cold process on its own fresh DAGSTER_HOME:
-- dagster: `dagster job backfill -w workspace.yaml -j daily_capture --partitions ...` (what a UI
-  backfill does: one run per partition, each launched by the default run launcher through the code
-  server into its own run worker process), timed until the last run has finished; the instance uses
-  the DefaultRunCoordinator, so runs launch at once instead of waiting for a daemon's dequeue tick;
+into a fresh FLYWHEEL_HOME per side, then times, each from a cold process on its own fresh DAGSTER_HOME:
+- warm_fork: `dagster job backfill -w workspace.yaml -j daily_capture --partitions ...` (what a UI
+  backfill does: one run per partition) on an instance with the run launcher `make ui` configures
+  (launcher/instance.yaml: each run a fork of a warm forkserver), timed until the last run has
+  finished; the instances use the DefaultRunCoordinator, so runs launch at once instead of waiting
+  for a daemon's dequeue tick;
+- default: the same with Dagster's DefaultRunLauncher (the code server spawns a fresh Python per run);
 - flywheel: `flywheel backfill capture --from --to` (one process, the runs in-process, oldest first);
-- baseline: the same `dagster job backfill` against a no-op code location (a `daily_capture` job of two
+- noop: the default launcher's backfill of a no-op code location (a `daily_capture` job of two
   assets that return at once, same daily partitions): Dagster's own cost of a run per partition (the CLI,
-  a code server, a spawned run worker per run importing dagster), which no code location can go under.
-Prints the three wall times, the ratio, the floor's ratio (baseline / flywheel), the runs' statuses and
-the DEBUG lines the run workers printed;
+  a code server, a spawned run worker per run importing dagster), which no code location can go under with that launcher.
+Prints the four wall times, their ratios to `flywheel backfill`, the runs' statuses and the DEBUG lines
+the run workers printed;
 `--repeat N` runs N rounds (fresh homes each) and reports the medians: a shared machine is noisy.
 `--code DIR` loads the code location from another checkout (e.g. one at an older commit) for the
-dagster side, to measure a baseline.
+dagster sides.
 """
 
 from __future__ import annotations
@@ -94,10 +96,12 @@ def _tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def dagster_home(root: Path, name: str) -> Path:
+def dagster_home(root: Path, name: str, warm_fork: bool = False) -> Path:
+    """A fresh DAGSTER_HOME; `warm_fork` adds the local instance's run launcher (launcher/instance.yaml)."""
     path = root / name
     path.mkdir()
-    (path / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    launcher = (REPO / "launcher" / "instance.yaml").read_text(encoding="utf-8") if warm_fork else ""
+    (path / "dagster.yaml").write_text(INSTANCE_YAML + launcher, encoding="utf-8")
     return path
 
 
@@ -152,33 +156,42 @@ def run_flywheel(days: list[str], env: dict[str, str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[float, float, float, set[str], int]:
-    """The three sides once, each on fresh homes: (dagster s, flywheel s, baseline s, run statuses, DEBUG lines)."""
+SIDES = {
+    "warm_fork": "dagster job backfill, warm-fork run launcher (make ui's instance)",
+    "default": "dagster job backfill, Dagster's DefaultRunLauncher",
+    "flywheel": "flywheel backfill capture (in-process)",
+    "noop": "dagster job backfill, DefaultRunLauncher, no-op location",
+}
+
+
+def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[dict[str, float], set[str], int]:
+    """Every side once, each on fresh homes: ({side: seconds}, run statuses, DEBUG lines the workers printed)."""
     with tempfile.TemporaryDirectory(prefix="flywheel-backfill-") as tmp:
         root = Path(tmp)
         project = root / "project"  # an empty project folder: the defaults
         project.mkdir()
-        homes = {side: FlywheelHome(root / f"home-{side}") for side in ("dagster", "flywheel")}
-        for home in homes.values():
+        seconds, statuses = {}, set()
+        for side in SIDES:
+            home = FlywheelHome(root / f"home-{side}")
             land(home, days)
-        logs = {side: root / f"{side}.log" for side in homes}
-        dagster_s, statuses = run_dagster(
-            days, env_for(homes["dagster"], dagster_home(root, "dh-dagster"), project), code, logs["dagster"],
-            timeout_s)
-        flywheel_s = run_flywheel(days, env_for(homes["flywheel"], dagster_home(root, "dh-flywheel"), project),
-                                  logs["flywheel"])
-        noop_s, noop_statuses = run_dagster(
-            days, env_for(FlywheelHome(root / "home-baseline"), dagster_home(root, "dh-baseline"), project),
-            noop_location(root, days[0]), root / "baseline.log", timeout_s)
-        debug_lines = sum("DEBUG" in line for line in logs["dagster"].read_text(errors="replace").splitlines())
-    return dagster_s, flywheel_s, noop_s, set(statuses.values()) | set(noop_statuses.values()), debug_lines
+            env = env_for(home, dagster_home(root, f"dh-{side}", warm_fork=side == "warm_fork"), project)
+            log = root / f"{side}.log"
+            if side == "flywheel":
+                seconds[side] = run_flywheel(days, env, log)
+                continue
+            location = noop_location(root, days[0]) if side == "noop" else code
+            seconds[side], run_statuses = run_dagster(days, env, location, log, timeout_s)
+            statuses |= set(run_statuses.values())
+        debug_lines = sum("DEBUG" in line for side in ("warm_fork", "default")
+                          for line in (root / f"{side}.log").read_text(errors="replace").splitlines())
+    return seconds, statuses, debug_lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1, help="rounds (the median is reported)")
-    parser.add_argument("--code", type=Path, default=REPO, help="the checkout the dagster side loads")
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout the dagster sides load")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
     days = [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(args.days)]
@@ -187,18 +200,18 @@ def main() -> None:
     print(f"{len(days)} days ({days[0]}..{days[-1]}), {rows} interactions landed per home; code: {args.code}")
     rounds = []
     for i in range(args.repeat):
-        rounds.append(one_round(days, args.code.resolve(), args.timeout))
-        d, f, b, statuses, debug = rounds[-1]
-        print(f"round {i + 1}: dagster {d:6.1f} s, flywheel {f:6.1f} s, no-op baseline {b:6.1f} s, ratio {d / f:.1f}x, "
-              f"runs {sorted(statuses)}, DEBUG lines from the run workers {debug}, "
+        seconds, statuses, debug = one_round(days, args.code.resolve(), args.timeout)
+        rounds.append(seconds)
+        print(f"round {i + 1}: " + ", ".join(f"{side} {s:5.1f} s" for side, s in seconds.items())
+              + f"; runs {sorted(statuses)}, DEBUG lines from the run workers {debug}, "
               f"load average {os.getloadavg()[0]:.1f}")
-    dagster_s, flywheel_s, noop_s = (statistics.median(r[k] for r in rounds) for k in range(3))
-    print(f"dagster job backfill (run launcher, a process per run): {dagster_s:6.1f} s (median)")
-    print(f"flywheel backfill capture (in-process):                {flywheel_s:6.1f} s (median)")
-    print(f"dagster job backfill, no-op code location (baseline):  {noop_s:6.1f} s (median)")
-    print(f"ratio dagster / flywheel: {dagster_s / flywheel_s:.1f}x (target <= 2x); "
-          f"Dagster's floor alone, no-op / flywheel: {noop_s / flywheel_s:.1f}x; "
-          f"flywheel's location adds {dagster_s - noop_s:.1f} s to Dagster's {noop_s:.1f} s")
+    median = {side: statistics.median(r[side] for r in rounds) for side in SIDES}
+    for side, label in SIDES.items():
+        print(f"{label + ':':<72}{median[side]:6.1f} s (median)")
+    fly = median["flywheel"]
+    print(f"ratio to flywheel backfill: warm fork {median['warm_fork'] / fly:.1f}x (target <= 2x), "
+          f"Dagster's default launcher {median['default'] / fly:.1f}x, "
+          f"its floor with a no-op location {median['noop'] / fly:.1f}x")
 
 
 if __name__ == "__main__":
