@@ -42,11 +42,14 @@ test: venv bytecode chromium postgres
 	$(PY) -m pytest -q
 
 # `dg dev` (dagster-dg-cli) loads the code location of pyproject's [tool.dg.project], as workspace.yaml does.
-# The local instance: no telemetry, and run logs in this terminal at INFO (every event stays in the UI).
+# The local instance: no telemetry, run logs in this terminal at INFO (every event stays in the UI), and the
+# warm-fork run launcher.
 ui: venv bytecode
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	@grep -q '^python_logs:' $(DAGSTER_HOME)/dagster.yaml || printf 'python_logs:\n  python_log_level: INFO\n' >> $(DAGSTER_HOME)/dagster.yaml
+	@# runs start as forks of a warm forkserver instead of a fresh Python each (launcher/warm_fork.py)
+	@grep -q '^run_launcher:' $(DAGSTER_HOME)/dagster.yaml || cat launcher/instance.yaml >> $(DAGSTER_HOME)/dagster.yaml
 	@test -d $(FLYWHEEL_PROJECT) || echo "note: $(FLYWHEEL_PROJECT) does not exist yet; run \`make demo\` first (or set FLYWHEEL_PROJECT)"
 	@# the demo project's captures pseudonymise user ids with the demo's public key (flywheel/demo/run.py) unless one is set
 	$(if $(filter $(DEMO_PROJECT),$(FLYWHEEL_PROJECT)),FLYWHEEL_PSEUDONYM_KEY=$${FLYWHEEL_PSEUDONYM_KEY:-flywheel-demo-only-pseudonym-key}) \
