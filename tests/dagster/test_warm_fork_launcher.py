@@ -136,3 +136,22 @@ def test_terminate_interrupts_the_worker_and_cancels_the_run(location: dict[str,
     finally:
         if cli.poll() is None:
             cli.kill()
+
+
+def test_a_location_under_another_python_goes_through_the_default_launcher(tmp_path: Path) -> None:
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+
+    def run_under(executable: str) -> dg.DagsterRun:
+        pointer = ModuleCodePointer("definitions", "defs", working_directory=None)
+        origin = JobPythonOrigin("days", RepositoryPythonOrigin(executable_path=executable, code_pointer=pointer))
+        return dg.DagsterRun(job_name="days", job_code_origin=origin)
+
+    other_env = tmp_path / "other-venv" / "bin"
+    other_env.mkdir(parents=True)
+    (other_env / "python").symlink_to(os.path.realpath(sys.executable))  # another venv of the same interpreter
+    launcher = WarmForkRunLauncher()
+    assert launcher._runs_here(run_under(sys.executable))
+    assert launcher._runs_here(run_under(str(Path(sys.executable).parent / "python3")))
+    assert not launcher._runs_here(run_under(str(other_env / "python")))
+    assert not launcher._runs_here(dg.DagsterRun(job_name="days"))
