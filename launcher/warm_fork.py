@@ -9,7 +9,7 @@ edited location is used by the next run, as with the code server), opens the ins
 the run as `dagster api execute_run` does. Launching returns once the fork exists, so runs overlap.
 
 Runs whose location runs under another Python than this process's go through the DefaultRunLauncher,
-as does everything when the forkserver is unavailable. The run worker's pid and host are run tags:
+as does everything where there is no forkserver (Windows). The run worker's pid and host are run tags:
 `terminate` interrupts that process (the run is canceled) and run monitoring sees a vanished worker.
 """
 
@@ -84,7 +84,8 @@ class WarmForkRunLauncher(DefaultRunLauncher):
         """The run's location runs under this environment's Python (the same bin folder: a venv's python
         and python3 are both links to one interpreter that other venvs share too)."""
         origin = run.job_code_origin
-        return origin is not None and _bin_dir(origin.executable_path) == _bin_dir(sys.executable)
+        return (origin is not None and _bin_dir(origin.executable_path) == _bin_dir(sys.executable)
+                and "forkserver" in multiprocessing.get_all_start_methods())  # not on Windows
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
