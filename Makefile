@@ -22,7 +22,7 @@ venv: $(STAMP)
 # The project's own modules compiled once: every run worker, code server and CLI process then reads .pyc
 # files even where PYTHONDONTWRITEBYTECODE is set (pip already compiled the installed packages).
 bytecode: venv
-	@$(PY) -m compileall -q -j 0 flywheel assets jobs schedules sensors definitions.py >/dev/null
+	@$(PY) -m compileall -q -j 0 flywheel assets jobs schedules sensors launcher definitions.py >/dev/null
 
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)

@@ -12,8 +12,9 @@ into a fresh FLYWHEEL_HOME per side, then times, each from a cold process on its
 - default: the same with Dagster's DefaultRunLauncher (the code server spawns a fresh Python per run);
 - flywheel: `flywheel backfill capture --from --to` (one process, the runs in-process, oldest first);
 - noop: the default launcher's backfill of a no-op code location (a `daily_capture` job of two
-  assets that return at once, same daily partitions): Dagster's own cost of a run per partition (the CLI,
-  a code server, a spawned run worker per run importing dagster), which no code location can go under with that launcher.
+  assets that return at once, same daily partitions): Dagster's own cost of a run per partition (the
+  CLI, a code server, a spawned run worker per run importing dagster), which no code location can go
+  under with that launcher.
 Prints the four wall times, their ratios to `flywheel backfill`, the runs' statuses and the DEBUG lines
 the run workers printed;
 `--repeat N` runs N rounds (fresh homes each) and reports the medians: a shared machine is noisy.
@@ -173,7 +174,8 @@ def one_round(days: list[str], code: Path, timeout_s: float) -> tuple[dict[str, 
         seconds, statuses = {}, set()
         for side in SIDES:
             home = FlywheelHome(root / f"home-{side}")
-            land(home, days)
+            if side != "noop":  # the no-op location reads nothing
+                land(home, days)
             env = env_for(home, dagster_home(root, f"dh-{side}", warm_fork=side == "warm_fork"), project)
             log = root / f"{side}.log"
             if side == "flywheel":

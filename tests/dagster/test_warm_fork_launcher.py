@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.launcher import WorkerStatus
 
 from launcher.warm_fork import HOST_TAG, PID_TAG, WarmForkRunLauncher
 
@@ -109,7 +110,7 @@ def test_a_backfill_runs_each_partition_in_a_forked_worker(location: dict[str, s
         assert str(cli.pid) not in pids.values()
         # a finished worker is gone: run monitoring would see it
         health = instance.run_launcher.check_run_worker_health(runs[0])
-        assert health.status == dg._core.launcher.WorkerStatus.FAILED
+        assert health.status == WorkerStatus.FAILED
 
 
 def test_a_failing_run_is_reported_failed(location: dict[str, str]) -> None:
@@ -127,7 +128,7 @@ def test_terminate_interrupts_the_worker_and_cancels_the_run(location: dict[str,
     try:
         with dg.DagsterInstance.from_config(location["DAGSTER_HOME"]) as instance:
             (run,) = wait_for(instance, "sleeping", 1, lambda r: r.status == dg.DagsterRunStatus.STARTED)
-            assert instance.run_launcher.check_run_worker_health(run).status == dg._core.launcher.WorkerStatus.RUNNING
+            assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
             assert instance.run_launcher.terminate(run.run_id)
             (run,) = wait_for(instance, "sleeping", 1, lambda r: r.is_finished, timeout_s=60)
             assert run.status == dg.DagsterRunStatus.CANCELED
